@@ -1,0 +1,64 @@
+"""One exception hierarchy for the whole pipeline.
+
+Two families, because callers treat them differently:
+
+* ``UsageError`` — the *caller* got something wrong (bad config, unknown check, missing
+  path). The CLI exits 2; the library raises.
+* ``InputError`` — the *SVG file* is bad. It never escapes a batch: it becomes an error
+  row whose ``error.code`` is the class's ``code``.
+"""
+
+from __future__ import annotations
+
+
+class SvgScoreError(Exception):
+    """Base class of every error svgscore raises on purpose."""
+
+
+class UsageError(SvgScoreError):
+    """The caller asked for something impossible: exit code 2 on the command line."""
+
+
+class ConfigError(UsageError):
+    """A configuration file or value is invalid (unknown key, out-of-range value, unknown check)."""
+
+
+class ClipUnavailableError(UsageError):
+    """CLIP weights could not be loaded and the config says ``clip.required: true``."""
+
+
+class InputError(SvgScoreError):
+    """The SVG itself is unusable. Each subclass names the ``error.code`` of its result row."""
+
+    code = "input_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ParseError(InputError):
+    code = "parse_error"
+
+
+class UnsafeSvgError(InputError):
+    code = "unsafe_svg"
+
+
+class TooLargeError(InputError):
+    code = "too_large"
+
+
+class RenderError(InputError):
+    code = "render_error"
+
+
+class RenderTimeoutError(InputError):
+    code = "render_timeout"
+
+
+
+class InternalError(InputError):
+    """A bug in svgscore met by one file: reported on that file's row, never fatal to the batch."""
+
+    code = "internal_error"

@@ -1,0 +1,167 @@
+"""Per-file work in worker processes, bounded in wall-clock time and memory.
+
+A hostile SVG can make a renderer spin or allocate without end. Each file is analysed in a
+long-lived worker process under ``RLIMIT_AS``; a worker that overruns its deadline is killed
+and replaced (the file gets ``render_timeout``), and one that dies (out of memory, a crash in
+native code) is replaced too (the file gets ``render_error``). Results come back in input
+order so output is the same on every run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .errors import InputError, InternalError, RenderError, RenderTimeoutError
+
+T = TypeVar("T")
+R = TypeVar("R")
+_READY = "ready"
+
+
+def _limit_resources(memory_mb: int) -> None:
+    import resource
+
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # The parent handles Ctrl-C and stops its workers; a worker must not die mid-file on it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _worker_main(conn: multiprocessing.connection.Connection, factory: Callable[[], Callable[[T], R]], memory_mb: int) -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"  # one busy thread per worker: the workers are the parallelism
+    _limit_resources(memory_mb)
+    work = factory()
+    conn.send(_READY)
+    while True:
+        try:
+            item = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        try:
+            result: Any = work(item)
+        except InputError as exc:
+            result = exc
+        except MemoryError:
+            result = RenderError(f"out of memory (worker limit {memory_mb} MB)")
+        except RecursionError:
+            result = RenderError("document nesting too deep for the renderer")
+        except Exception as exc:  # noqa: BLE001  (one file's bug must not end the batch)
+            result = InternalError(f"{type(exc).__name__}: {exc}"[:500])
+        conn.send(result)
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    conn: multiprocessing.connection.Connection
+    ready: bool = False
+    index: int | None = None  # the task it is working on
+    deadline: float = 0.0
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+class WorkerPool(Generic[T, R]):
+    """``jobs`` worker processes, each running ``factory()`` once and then its result per task."""
+
+    def __init__(self, factory: Callable[[], Callable[[T], R]], *, jobs: int, timeout_s: float, memory_mb: int) -> None:
+        self._factory = factory
+        self._jobs = max(1, jobs)
+        self._timeout_s = timeout_s
+        self._memory_mb = memory_mb
+        # spawn, not fork: the parent may hold torch threads, which fork does not survive.
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self.deaths = 0
+        self.timeouts = 0
+
+    def __enter__(self) -> WorkerPool[T, R]:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.stop()
+        self._workers.clear()
+
+    def _spawn(self) -> _Worker:
+        parent_end, child_end = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main, args=(child_end, self._factory, self._memory_mb), daemon=True
+        )
+        process.start()
+        child_end.close()
+        return _Worker(process, parent_end)
+
+    def imap(self, tasks: Iterable[T]) -> Iterator[R | InputError]:
+        """Results of ``tasks`` in input order; a failed task yields its :class:`InputError`."""
+        while len(self._workers) < self._jobs:
+            self._workers.append(self._spawn())
+        pending = enumerate(tasks)
+        exhausted = False
+        done: dict[int, R | InputError] = {}
+        next_out = 0
+        while True:
+            # Keep every ready worker busy, but let no more than a few results wait for a slow one.
+            for worker in self._workers:
+                if worker.ready and worker.index is None and not exhausted and len(done) < 4 * self._jobs:
+                    task = next(pending, None)
+                    if task is None:
+                        exhausted = True
+                        break
+                    worker.index = task[0]
+                    worker.deadline = time.monotonic() + self._timeout_s
+                    worker.conn.send(task[1])
+            busy = [w for w in self._workers if w.index is not None]
+            if exhausted and not busy and next_out not in done:
+                return
+            self._collect(done)
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+
+    def _collect(self, done: dict[int, R | InputError]) -> None:
+        now = time.monotonic()
+        busy = [w.deadline for w in self._workers if w.index is not None]
+        timeout = max(0.0, min(busy) - now) if busy else None
+        ready = multiprocessing.connection.wait([w.conn for w in self._workers], timeout=timeout)
+        for i, worker in enumerate(self._workers):
+            if worker.conn in ready:
+                try:
+                    message = worker.conn.recv()
+                except (EOFError, OSError):
+                    self.deaths += 1
+                    if worker.index is not None:
+                        done[worker.index] = RenderError(
+                            f"worker process died (exit code {worker.process.exitcode}); "
+                            f"likely the {self._memory_mb} MB memory limit or a renderer crash"
+                        )
+                    self._replace(i)
+                    continue
+                if message == _READY:
+                    worker.ready = True
+                elif worker.index is not None:
+                    done[worker.index] = message
+                    worker.index = None
+            elif worker.index is not None and time.monotonic() >= worker.deadline:
+                self.timeouts += 1
+                done[worker.index] = RenderTimeoutError(f"analysis exceeded {self._timeout_s:g} s and was stopped")
+                self._replace(i)
+
+    def _replace(self, i: int) -> None:
+        self._workers[i].stop()
+        self._workers[i] = self._spawn()

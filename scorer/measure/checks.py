@@ -1,0 +1,277 @@
+"""The built-in structural checks. Each reads geometry or pixels, never labels."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .drawing import Drawing, differs_from
+from .geometry import Shape, iter_circles
+from .registry import Measurement, NoParams, check
+
+BICYCLE_WORDS = ("bicycle", "bicycles", "bike", "bikes", "biking", "cycling", "cyclist", "cyclists")
+RIDING_WORDS = ("riding", "ride", "rides", "rider", "on", "pedaling", "pedalling", "cycling", "biking")
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@check("parses", "the file is well-formed SVG as written (0.5 if it needed a browser-tolerated repair)")
+def parses(drawing: Drawing, _: NoParams) -> Measurement:
+    if drawing.svg.strict:
+        return Measurement(1.0, "well-formed XML with an <svg> root, no repair needed")
+    return Measurement(0.5, f"parsed only after a repair browsers also make: {drawing.svg.repair}")
+
+
+@check("renders", "cairosvg rasterized the file (failures are error rows; use as a gate)")
+def renders(drawing: Drawing, _: NoParams) -> Measurement:
+    r = drawing.raster
+    return Measurement(1.0, f"rendered at {r.width}×{r.height} px", {"width": r.width, "height": r.height})
+
+
+class NotBlankParams(_Params):
+    full_at: float = Field(0.02, gt=0, le=1, description="content share of the canvas that counts as fully non-blank")
+
+
+@check("not_blank", "share of the canvas that differs from the background colour", params=NotBlankParams)
+def not_blank(drawing: Drawing, params: NotBlankParams) -> Measurement:
+    share = float(drawing.content_mask.mean())
+    colour = "#{:02x}{:02x}{:02x}".format(*map(int, drawing.background))
+    return Measurement(
+        min(1.0, share / params.full_at),
+        f"{share:.1%} of pixels differ from the background {colour} (full marks at {params.full_at:.0%})",
+        {"content_share": round(share, 6), "background": colour},
+    )
+
+
+class ElementCountParams(_Params):
+    full_at: int = Field(30, ge=2, description="elements from which a drawing counts as fully detailed")
+    max_elements: int = Field(2000, ge=2, description="elements beyond which a drawing counts as noise")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ElementCountParams:
+        if self.full_at > self.max_elements:
+            raise ValueError("full_at must not exceed max_elements")
+        return self
+
+
+@check(
+    "element_count",
+    "drawn elements (after <use> expansion) in a sane range: a log ramp up to full_at, decay past max_elements",
+    params=ElementCountParams,
+)
+def element_count(drawing: Drawing, params: ElementCountParams) -> Measurement:
+    geometry = drawing.geometry
+    n = len(geometry.shapes) + len(geometry.texts)
+    if n < params.full_at:
+        # Each doubling of detail counts the same: 2 → 4 shapes matters as much as 10 → 20.
+        value = math.log(n) / math.log(params.full_at) if n > 1 else 0.0
+        why = f"below {params.full_at}, where detail earns full marks"
+    elif n > params.max_elements:
+        value, why = params.max_elements / n, f"above {params.max_elements}: noise rather than drawing"
+    else:
+        value, why = 1.0, f"within [{params.full_at}, {params.max_elements}]"
+    note = " (walk stopped at the shape cap)" if geometry.truncated else ""
+    return Measurement(value, f"{n} drawn elements, {why}{note}", {"elements": n})
+
+
+@check(
+    "closed_paths",
+    "share of drawn shapes that are closed outlines (circle/ellipse/rect/polygon; paths whose subpaths all close)",
+)
+def closed_paths(drawing: Drawing, _: NoParams) -> Measurement:
+    shapes = drawing.geometry.shapes
+    if not shapes:
+        return Measurement(0.0, "no drawn shapes", {"closed": 0, "shapes": 0})
+    closed = sum(s.closed for s in shapes)
+    return Measurement(
+        closed / len(shapes),
+        f"{closed} of {len(shapes)} shapes are closed (lines and polylines are open; a path counts "
+        "when every subpath ends in Z or returns to its start)",
+        {"closed": closed, "shapes": len(shapes)},
+    )
+
+
+@check("within_canvas", "share of the visible content that lies inside the viewBox rather than off-canvas")
+def within_canvas(drawing: Drawing, _: NoParams) -> Measurement:
+    outer = drawing.outer_raster
+    rgb = outer.on_white
+    # Off-canvas pixels in the canvas background colour are an oversized backdrop, not content.
+    content = differs_from(rgb, np.array([255, 255, 255])) & differs_from(rgb, drawing.background)
+    canvas = drawing.svg.canvas
+    x0 = round((canvas.x - outer.window.x) * outer.scale)
+    y0 = round((canvas.y - outer.window.y) * outer.scale)
+    x1 = round((canvas.x + canvas.width - outer.window.x) * outer.scale)
+    y1 = round((canvas.y + canvas.height - outer.window.y) * outer.scale)
+    total = int(content.sum())
+    inside = int(content[y0:y1, x0:x1].sum())
+    if total == 0:
+        return Measurement(0.0, "nothing visible on or around the canvas", {"inside_px": 0, "outside_px": 0})
+    share = inside / total
+    return Measurement(
+        share,
+        f"{share:.0%} of visible content is inside the viewBox ({total - inside} px of {total} lie outside it)",
+        {"inside_px": inside, "outside_px": total - inside},
+    )
+
+
+class BicycleParams(_Params):
+    min_wheel_radius: float = Field(0.04, gt=0, le=0.5, description="smallest wheel radius, as a share of the canvas's longer side")
+    min_roundness: float = Field(0.9, gt=0, le=1)
+    raster_fallback: bool = True
+
+
+@check(
+    "bicycle_present",
+    "two similar wheel-like circles side by side joined by frame strokes (geometry, not labels)",
+    params=BicycleParams,
+    subjects=(BICYCLE_WORDS,),
+)
+def bicycle_present(drawing: Drawing, params: BicycleParams) -> Measurement:
+    pair, circles, source = find_wheels(drawing, params)
+    if pair is None:
+        if circles:
+            return Measurement(
+                0.15,
+                f"{len(circles)} wheel-sized circle(s) but no similar pair side by side",
+                {"wheel_candidates": len(circles)},
+            )
+        return Measurement(0.0, "no wheel-like circles found", {"wheel_candidates": 0})
+    (ax, ay, ar), (bx, by, br) = pair
+    coverage = _frame_coverage(drawing.geometry.shapes, pair)
+    return Measurement(
+        0.6 + 0.4 * coverage,
+        f"two wheels r≈{ar:.0f}/{br:.0f} side by side, {bx - ax:.0f} apart, found in {source}; "
+        f"frame strokes span {coverage:.0%} of the span between the hubs",
+        {"wheels": [[round(v, 2) for v in w] for w in pair], "frame_coverage": round(coverage, 4)},
+    )
+
+
+Circle = tuple[float, float, float]
+
+
+def find_wheels(drawing: Drawing, params: BicycleParams) -> tuple[tuple[Circle, Circle] | None, list[Circle], str]:
+    """The wheel pair (if any), the wheel-sized circle candidates, and where they were found."""
+    canvas = drawing.svg.canvas
+    min_r = params.min_wheel_radius * max(canvas.width, canvas.height)
+    circles = _distinct([c for c in iter_circles(drawing.geometry.shapes, params.min_roundness) if c[2] >= min_r])
+    pair, source = _wheel_pair(circles), "drawn elements"
+    if pair is None and params.raster_fallback:
+        circles = _distinct(circles + _raster_circles(drawing, min_r))
+        pair, source = _wheel_pair(circles), "the render (Hough transform)"
+    return pair, circles, source
+
+
+def _distinct(circles: list[Circle]) -> list[Circle]:
+    """Largest circle of each concentric cluster (tyre, rim and hub are one wheel)."""
+    kept: list[Circle] = []
+    for c in sorted(circles, key=lambda c: (-c[2], c[0], c[1])):
+        if all(np.hypot(c[0] - k[0], c[1] - k[1]) > 0.35 * k[2] for k in kept):
+            kept.append(c)
+    return kept
+
+
+def _wheel_pair(circles: list[Circle]) -> tuple[Circle, Circle] | None:
+    """The largest pair of similar circles on one level, a bicycle's wheelbase apart."""
+    best, best_key = None, None
+    for i, a in enumerate(circles):
+        for b in circles[i + 1 :]:
+            r = (a[2] + b[2]) / 2
+            similar = min(a[2], b[2]) / max(a[2], b[2]) >= 0.7
+            level = abs(a[1] - b[1]) <= 0.6 * r
+            apart = 1.8 * r <= abs(a[0] - b[0]) <= 6.0 * r
+            if similar and level and apart and (best_key is None or r > best_key):
+                best, best_key = (a, b) if a[0] < b[0] else (b, a), r
+    return best
+
+
+def _raster_circles(drawing: Drawing, min_r: float) -> list[Circle]:
+    from skimage.color import rgb2gray
+    from skimage.feature import canny
+    from skimage.transform import hough_circle, hough_circle_peaks
+
+    raster = drawing.raster
+    min_px = max(4, int(min_r * raster.scale))
+    max_px = max(min_px + 1, int(0.35 * min(raster.width, raster.height)))
+    edges = canny(rgb2gray(raster.on_white), sigma=1.5)
+    if not edges.any():
+        return []
+    radii = np.arange(min_px, max_px, 2)
+    accumulators = hough_circle(edges, radii)
+    strengths, xs, ys, rs = hough_circle_peaks(
+        accumulators, radii, min_xdistance=min_px, min_ydistance=min_px, threshold=0.55, total_num_peaks=8
+    )
+    del strengths
+    circles = []
+    for x, y, r in zip(xs, ys, rs):
+        cx, cy = raster.to_canvas(float(x), float(y))
+        circles.append((cx, cy, float(r) / raster.scale))
+    return circles
+
+
+def _frame_coverage(shapes: tuple[Shape, ...], pair: tuple[Circle, Circle], bins: int = 16) -> float:
+    """Share of the hub-to-hub span crossed by bar-like strokes at frame height.
+
+    Bars are open outlines or thin closed ones; shapes lying wholly inside a wheel (spokes,
+    rims, hubs) are the wheel itself, not frame.
+    """
+    (ax, ay, ar), (bx, by, br) = pair
+    r = (ar + br) / 2
+    top, bottom = min(ay, by) - 2.5 * r, max(ay, by) + 0.5 * r
+    covered = np.zeros(bins, dtype=bool)
+    for shape in shapes:
+        if shape.closed and shape.thickness > 0.35 * r:
+            continue
+        pts = shape.points
+        in_a = np.hypot(pts[:, 0] - ax, pts[:, 1] - ay) <= 1.05 * ar
+        in_b = np.hypot(pts[:, 0] - bx, pts[:, 1] - by) <= 1.05 * br
+        if in_a.all() or in_b.all():
+            continue
+        sel = (pts[:, 0] >= ax) & (pts[:, 0] <= bx) & (pts[:, 1] >= top) & (pts[:, 1] <= bottom)
+        index = ((pts[sel, 0] - ax) / (bx - ax) * bins).astype(int).clip(0, bins - 1)
+        covered[index] = True
+    return float(covered.mean())
+
+
+class RiderParams(BicycleParams):
+    full_at: float = Field(1.5, gt=0, description="rider area, in squared wheel radii, that earns full marks")
+
+
+@check(
+    "rider_on_bicycle",
+    "solid shapes (a rider's body) sitting above the wheels, between the hubs, as riding implies",
+    params=RiderParams,
+    subjects=(BICYCLE_WORDS, RIDING_WORDS),
+)
+def rider_on_bicycle(drawing: Drawing, params: RiderParams) -> Measurement:
+    pair, _, _ = find_wheels(drawing, params)
+    if pair is None:
+        return Measurement(0.0, "no bicycle found, so nothing rides one")
+    (ax, ay, ar), (bx, by, br) = pair
+    r = (ar + br) / 2
+    axle = (ay + by) / 2
+    canvas = drawing.svg.canvas
+    area = 0.0
+    for shape in drawing.geometry.shapes:
+        if not shape.closed or shape.thickness <= 0.35 * r:
+            continue  # strokes are frame, not body
+        x0, y0, x1, y1 = shape.bbox
+        if (x1 - x0) * (y1 - y0) > 0.5 * canvas.width * canvas.height:
+            continue  # a backdrop, not a rider
+        cx, cy = shape.points.mean(axis=0)
+        if ax - 0.3 * r <= cx <= bx + 0.3 * r and axle - 4.0 * r <= cy <= axle - 0.8 * r:
+            area += _polygon_area(shape.points)
+    share = area / (r * r)
+    return Measurement(
+        min(1.0, share / params.full_at),
+        f"solid shapes above the wheels cover {share:.2f} r² (r = wheel radius; full marks at {params.full_at:g} r²)",
+        {"rider_area_r2": round(share, 4)},
+    )
+
+
+def _polygon_area(points: np.ndarray) -> float:
+    x, y = points[:, 0], points[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)

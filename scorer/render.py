@@ -1,0 +1,96 @@
+"""Stage 2 — render: the one rendering entry point, tree → RGBA raster with cairosvg.
+
+The output size is always set here (the longer side is ``size`` pixels), whatever the file
+declares, so ``width="1e9"`` cannot allocate a giant surface. Only ``data:`` URLs are ever
+fetched; every other reference (http, file, other documents) renders as nothing. Time and
+memory bounds are enforced one level up, by the worker process that calls this
+(:mod:`scorer.isolation`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from lxml import etree
+from PIL import Image
+
+from .errors import RenderError
+from .load import Canvas, LoadedSvg
+
+
+@dataclass(frozen=True)
+class Raster:
+    """An RGBA render of ``window`` (canvas units) at ``scale`` pixels per unit."""
+
+    rgba: np.ndarray  # (H, W, 4) uint8, straight alpha
+    window: Canvas
+
+    @property
+    def width(self) -> int:
+        return int(self.rgba.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgba.shape[0])
+
+    @property
+    def scale(self) -> float:
+        return self.width / self.window.width
+
+    @cached_property
+    def on_white(self) -> np.ndarray:
+        """The picture a viewer sees on a white page: (H, W, 3) uint8."""
+        alpha = self.rgba[..., 3:4].astype(np.float32) / 255.0
+        rgb = self.rgba[..., :3].astype(np.float32)
+        return np.rint(rgb * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256(f"{self.width}x{self.height}:".encode())
+        digest.update(np.ascontiguousarray(self.rgba).tobytes())
+        return digest.hexdigest()
+
+    def to_canvas(self, px: float, py: float) -> tuple[float, float]:
+        return self.window.x + px / self.scale, self.window.y + py / self.scale
+
+
+def output_size(window: Canvas, size: int) -> tuple[int, int]:
+    """Pixel size fitting ``window`` into a ``size``×``size`` box, keeping its aspect ratio."""
+    scale = size / max(window.width, window.height)
+    return max(1, round(window.width * scale)), max(1, round(window.height * scale))
+
+
+def render(svg: LoadedSvg, size: int, window: Canvas | None = None) -> Raster:
+    """Rasterize ``svg`` showing ``window`` (default: its canvas) with the longer side ``size`` px."""
+    import cairosvg.surface
+    from cairosvg.url import safe_fetch
+
+    window = window or svg.canvas
+    width, height = output_size(window, size)
+    root = copy.deepcopy(svg.root)
+    root.set("viewBox", f"{window.x!r} {window.y!r} {window.width!r} {window.height!r}")
+    root.set("width", str(width))
+    root.set("height", str(height))
+    # Pixel sizes are rounded, so stretch the last fraction of a pixel rather than letterbox:
+    # that keeps the pixel ↔ canvas mapping exact for the raster checks.
+    root.set("preserveAspectRatio", "none")
+    try:
+        png = cairosvg.surface.PNGSurface.convert(
+            bytestring=etree.tostring(root),
+            url_fetcher=safe_fetch,  # data: URLs only; everything else becomes an empty image
+            unsafe=False,
+        )
+        with Image.open(io.BytesIO(png)) as image:
+            rgba = np.asarray(image.convert("RGBA"))
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (cairosvg raises anything from ValueError to cairo.Error)
+        raise RenderError(f"cairosvg failed: {type(exc).__name__}: {exc}"[:500]) from None
+    if rgba.shape[:2] != (height, width):
+        # cairosvg honours our width/height; anything else means the document fought it.
+        rgba = np.asarray(Image.fromarray(rgba).resize((width, height), Image.Resampling.BILINEAR))
+    return Raster(rgba=rgba, window=window)

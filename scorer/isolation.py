@@ -9,10 +9,12 @@ order so output is the same on every run.
 
 from __future__ import annotations
 
-import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -34,9 +36,12 @@ def _limit_resources(memory_mb: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _worker_main(conn: multiprocessing.connection.Connection, factory: Callable[[], Callable[[T], R]], memory_mb: int) -> None:
+def _worker_main(fd: int) -> None:
+    """Entry point of a worker process: receive the factory, then serve tasks until EOF."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # one busy thread per worker: the workers are the parallelism
+    conn = multiprocessing.connection.Connection(fd)
+    factory, memory_mb = conn.recv()
     _limit_resources(memory_mb)
     work = factory()
     conn.send(_READY)
@@ -60,16 +65,16 @@ def _worker_main(conn: multiprocessing.connection.Connection, factory: Callable[
 
 @dataclass
 class _Worker:
-    process: multiprocessing.process.BaseProcess
+    process: subprocess.Popen[bytes]
     conn: multiprocessing.connection.Connection
     ready: bool = False
     index: int | None = None  # the task it is working on
     deadline: float = 0.0
 
     def stop(self) -> None:
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.kill()
-        self.process.join(timeout=5)
+        self.process.wait(timeout=10)
         self.conn.close()
 
 
@@ -81,8 +86,6 @@ class WorkerPool(Generic[T, R]):
         self._jobs = max(1, jobs)
         self._timeout_s = timeout_s
         self._memory_mb = memory_mb
-        # spawn, not fork: the parent may hold torch threads, which fork does not survive.
-        self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self.deaths = 0
         self.timeouts = 0
@@ -99,13 +102,22 @@ class WorkerPool(Generic[T, R]):
         self._workers.clear()
 
     def _spawn(self) -> _Worker:
-        parent_end, child_end = self._context.Pipe()
-        process = self._context.Process(
-            target=_worker_main, args=(child_end, self._factory, self._memory_mb), daemon=True
+        # A fresh interpreter, not fork (the parent may hold torch threads) and not
+        # multiprocessing's spawn (which re-imports the caller's __main__ script).
+        parent_end, child_end = socket.socketpair()
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        process = subprocess.Popen(
+            [sys.executable, "-c", f"from scorer.isolation import _worker_main; _worker_main({child_end.fileno()})"],
+            pass_fds=[child_end.fileno()],
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the parent only; it stops the workers
         )
-        process.start()
         child_end.close()
-        return _Worker(process, parent_end)
+        conn = multiprocessing.connection.Connection(parent_end.detach())
+        conn.send((self._factory, self._memory_mb))
+        return _Worker(process, conn)
 
     def imap(self, tasks: Iterable[T]) -> Iterator[R | InputError]:
         """Results of ``tasks`` in input order; a failed task yields its :class:`InputError`."""
@@ -147,7 +159,7 @@ class WorkerPool(Generic[T, R]):
                     self.deaths += 1
                     if worker.index is not None:
                         done[worker.index] = RenderError(
-                            f"worker process died (exit code {worker.process.exitcode}); "
+                            f"worker process died (exit code {worker.process.poll()}); "
                             f"likely the {self._memory_mb} MB memory limit or a renderer crash"
                         )
                     self._replace(i)

@@ -1,0 +1,92 @@
+"""Which files to score, with which prompt: paths, directories and manifests."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Limits
+from .errors import InputError, TooLargeError, UsageError
+
+SVG_SUFFIXES = (".svg", ".svgz")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """One SVG to score: from a file (``path``) or in memory (``data``), and its prompt."""
+
+    path: str | None
+    prompt: str
+    data: bytes | None = None
+
+    def read(self, limits: Limits) -> FileBytes:
+        """The bytes to parse (never more than the cap) and the sha256 of the *whole* file."""
+        if self.data is not None:
+            return FileBytes(self.data, hashlib.sha256(self.data).hexdigest())
+        assert self.path is not None
+        digest, kept = hashlib.sha256(), bytearray()
+        try:
+            with open(self.path, "rb") as stream:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    if len(kept) <= limits.max_bytes:
+                        kept += chunk[: limits.max_bytes + 1 - len(kept)]
+        except OSError as exc:
+            return FileBytes(b"", "", InputError(f"cannot read file: {exc.strerror or exc}"))
+        if len(kept) > limits.max_bytes:
+            return FileBytes(b"", digest.hexdigest(), TooLargeError(f"file exceeds the {limits.max_bytes:,}-byte cap"))
+        return FileBytes(bytes(kept), digest.hexdigest())
+
+
+@dataclass(frozen=True)
+class FileBytes:
+    data: bytes
+    sha256: str
+    error: InputError | None = None
+
+
+def discover(paths: Iterable[Path], prompt: str, prompts: Mapping[str, str]) -> Iterator[ScoreItem]:
+    """Files given directly, and every ``*.svg``/``*.svgz`` under given directories, sorted.
+
+    Directory walking is lazy per directory; ``prompts`` (from a manifest) is keyed by
+    resolved path.
+    """
+    for path in paths:
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SVG_SUFFIXES and p.is_file())
+        elif path.exists():
+            files = [path]
+        else:
+            raise UsageError(f"no such file or directory: {path}")
+        for file in files:
+            yield ScoreItem(path=str(file), prompt=prompts.get(str(file.resolve()), prompt))
+
+
+def read_manifest(path: Path) -> dict[str, str]:
+    """Map each file (resolved against the manifest's folder) to its prompt.
+
+    CSV with a header containing ``path`` and ``prompt``, or JSONL with those keys per line.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read manifest {path}: {exc.strerror}") from None
+    rows: list[Mapping[str, object]]
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        try:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"manifest {path} line {exc.lineno}: not JSON ({exc.msg})") from None
+    else:
+        rows = list(csv.DictReader(text.splitlines()))
+    mapping = {}
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, Mapping) or not row.get("path") or not row.get("prompt"):
+            raise UsageError(f"manifest {path} row {number}: needs non-empty 'path' and 'prompt'")
+        mapping[str((path.parent / str(row["path"])).resolve())] = str(row["prompt"])
+    return mapping

@@ -1,0 +1,127 @@
+"""CLIP text–image similarity with open_clip, loaded once and only when a config enables it.
+
+Importing this module does not import torch; :func:`load_clip` does.
+
+Weights come from, in order: an explicit path (``--clip-weights``, ``Scorer(clip_weights=)``),
+the ``SVGSCORE_CLIP_WEIGHTS`` environment variable, ``clip.weights`` in the config, and last
+the named ``clip.pretrained`` tag, which open_clip downloads from its hub when there is a
+network. When none can be had, CLIP is *unavailable*, with the reason: it is never scored 0.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import ClipConfig
+from ..record import ClipInfo, Component
+
+WEIGHTS_ENV = "SVGSCORE_CLIP_WEIGHTS"
+
+
+@dataclass
+class ClipSimilarity:
+    """A loaded open_clip model with its preprocessing and tokenizer."""
+
+    config: ClipConfig
+    info: ClipInfo
+    model: Any
+    preprocess: Any
+    tokenizer: Any
+
+    def __post_init__(self) -> None:
+        self._text_cache: dict[str, Any] = {}
+
+    def _text_embedding(self, prompt: str) -> Any:
+        """Mean of the normalised embeddings of every template filled with ``prompt``."""
+        import torch
+
+        if prompt not in self._text_cache:
+            texts = [t.format(prompt=prompt) for t in self.config.templates]
+            with torch.inference_mode():
+                features = self.model.encode_text(self.tokenizer(texts)).float()
+            features = features / features.norm(dim=-1, keepdim=True)
+            mean = features.mean(dim=0)
+            self._text_cache[prompt] = mean / mean.norm()
+        return self._text_cache[prompt]
+
+    def cosine(self, image: np.ndarray, prompt: str) -> float:
+        """Cosine similarity between an (H, W, 3) uint8 render and the prompt."""
+        import torch
+        from PIL import Image
+
+        pixels = self.preprocess(Image.fromarray(_square_on_white(image))).unsqueeze(0)
+        with torch.inference_mode():
+            features = self.model.encode_image(pixels).float()[0]
+        features = features / features.norm()
+        return float(features @ self._text_embedding(prompt))
+
+    def component(self, image: np.ndarray, prompt: str) -> Component:
+        cos = self.cosine(image, prompt)
+        low, high = self.config.calibration.low, self.config.calibration.high
+        value = min(1.0, max(0.0, (cos - low) / (high - low)))
+        return Component(
+            round(value, 6),
+            self.config.weight,
+            f"CLIP cosine {cos:.4f} between the render and the prompt; {low:g} or less → 0, {high:g} or more → 1",
+            {"cosine": round(cos, 6)},
+        )
+
+
+def unavailable_component(config: ClipConfig, info: ClipInfo) -> Component:
+    return Component(None, config.weight, f"unavailable: {info.reason}; not counted, other weights renormalised")
+
+
+def resolve_weights(config: ClipConfig, explicit: str | os.PathLike[str] | None) -> str | None:
+    """The local checkpoint to use, if any, by the documented precedence."""
+    for candidate in (explicit, os.environ.get(WEIGHTS_ENV), config.weights):
+        if candidate:
+            return str(Path(candidate).expanduser())
+    return None
+
+
+def load_clip(config: ClipConfig, explicit_weights: str | os.PathLike[str] | None = None) -> ClipSimilarity | ClipInfo:
+    """Load the model, or say why it could not be loaded (as an unavailable :class:`ClipInfo`)."""
+    weights = resolve_weights(config, explicit_weights)
+    source = weights or config.pretrained
+
+    def unavailable(reason: str) -> ClipInfo:
+        return ClipInfo(model=config.model, pretrained=source, available=False, reason=reason)
+
+    if weights is not None and not Path(weights).is_file():
+        return unavailable(f"weights file not found: {weights}")
+    if source is None:
+        return unavailable(f"no weights given (use --clip-weights, {WEIGHTS_ENV} or clip.weights)")
+    try:
+        import open_clip
+        import torch
+    except ImportError as exc:
+        return unavailable(f"open_clip/torch not installed ({exc.name}); install the 'clip' extra")
+    if config.model_config_file:
+        open_clip.add_model_config(config.model_config_file)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=source)
+        tokenizer = open_clip.get_tokenizer(config.model)
+    except Exception as exc:  # noqa: BLE001  (hub, file and checkpoint errors come in many types)
+        hint = "" if weights else f" (offline? give a local checkpoint with --clip-weights or {WEIGHTS_ENV})"
+        return unavailable(f"cannot load {config.model} / {source}: {type(exc).__name__}: {exc}"[:400] + hint)
+    model.eval()
+    torch.manual_seed(0)  # nothing random runs at inference; this pins any op that might
+    info = ClipInfo(model=config.model, pretrained=source, available=True)
+    return ClipSimilarity(config, info, model, preprocess, tokenizer)
+
+
+def _square_on_white(image: np.ndarray) -> np.ndarray:
+    """Pad to a centred square on white, so CLIP's centre crop cuts nothing off."""
+    height, width = image.shape[:2]
+    side = max(height, width)
+    if height == width:
+        return image
+    square = np.full((side, side, 3), 255, dtype=np.uint8)
+    top, left = (side - height) // 2, (side - width) // 2
+    square[top : top + height, left : left + width] = image
+    return square

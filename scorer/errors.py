@@ -37,6 +37,10 @@ class InputError(SvgScoreError):
         self.message = message
 
 
+class ReadError(InputError):
+    code = "read_error"
+
+
 class ParseError(InputError):
     code = "parse_error"
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Limits
-from .errors import InputError, TooLargeError, UsageError
+from .errors import InputError, ReadError, TooLargeError, UsageError
 
 SVG_SUFFIXES = (".svg", ".svgz")
 _CHUNK = 1 << 20
@@ -37,7 +37,7 @@ class ScoreItem:
                     if len(kept) <= limits.max_bytes:
                         kept += chunk[: limits.max_bytes + 1 - len(kept)]
         except OSError as exc:
-            return FileBytes(b"", "", InputError(f"cannot read file: {exc.strerror or exc}"))
+            return FileBytes(b"", "", ReadError(f"cannot read file: {exc.strerror or exc}"))
         if len(kept) > limits.max_bytes:
             return FileBytes(b"", digest.hexdigest(), TooLargeError(f"file exceeds the {limits.max_bytes:,}-byte cap"))
         return FileBytes(bytes(kept), digest.hexdigest())
@@ -59,10 +59,8 @@ def discover(paths: Iterable[Path], prompt: str, prompts: Mapping[str, str]) -> 
     for path in paths:
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SVG_SUFFIXES and p.is_file())
-        elif path.exists():
-            files = [path]
         else:
-            raise UsageError(f"no such file or directory: {path}")
+            files = [path]  # a missing file becomes a read_error row, not the end of the batch
         for file in files:
             yield ScoreItem(path=str(file), prompt=prompts.get(str(file.resolve()), prompt))
 

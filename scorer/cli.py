@@ -1,0 +1,137 @@
+"""The ``svgscore`` command line. Results go to stdout (or --output); logs and progress to stderr.
+
+Exit codes: 0 the run completed (broken files are error rows, not failures); 2 usage or
+config error; 130 interrupted (records already written are kept).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from . import __version__
+from .api import Scorer
+from .config import DEFAULT_PROMPT
+from .errors import UsageError
+from .inputs import ScoreItem, discover, read_manifest
+from .measure.registry import available_checks
+from .report import FORMATS, Report
+
+_PROGRESS_AFTER = 3  # files; fewer finish before a bar would be worth drawing
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="svgscore")
+def main() -> None:
+    """Score machine-generated SVG against its prompt: one reproducible, explained number in [0, 100].
+
+    \b
+    Examples:
+      svgscore score drawings/                          # table on stdout
+      svgscore score drawings/ -o results.jsonl         # one JSON record per file, streamed
+      svgscore score a.svg --prompt "a turtle wearing roller skates" --format json
+      svgscore score runs/ --manifest prompts.csv --clip-weights ViT-B-32.bin
+      svgscore checks                                   # what each component measures
+    """
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--prompt", default=DEFAULT_PROMPT, show_default=True, help="Prompt for files the manifest does not list.")
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV (header path,prompt) or JSONL ({\"path\",\"prompt\"}) giving each file its prompt; paths relative "
+    "to the manifest. Without PATHS, scores the files it lists.",
+)
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="YAML config (default: built-in, = configs/default.yaml).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format [default: from --output's suffix, else table].")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write results here instead of stdout.")
+@click.option("--clip-weights", type=click.Path(exists=True, dir_okay=False), help="Local open_clip checkpoint (also: SVGSCORE_CLIP_WEIGHTS).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: CPU count].")
+def score(
+    paths: tuple[Path, ...],
+    prompt: str,
+    manifest: Path | None,
+    config_path: Path | None,
+    fmt: str | None,
+    output: Path | None,
+    clip_weights: str | None,
+    jobs: int | None,
+) -> None:
+    """Score SVG files and directories (recursively: *.svg, *.svgz).
+
+    Every file gets exactly one record, broken ones included (status "error" with a code).
+    """
+    if not paths and manifest is None:
+        raise click.UsageError("give at least one PATH or a --manifest")
+    fmt = fmt or _format_for(output)
+    try:
+        prompts = read_manifest(manifest) if manifest else {}
+        items = discover(paths or [Path(p) for p in prompts], prompt, prompts)
+        with contextlib.ExitStack() as stack:
+            scorer = stack.enter_context(Scorer(config_path, clip_weights=clip_weights, jobs=jobs))
+            clip = scorer.clip_info
+            state = "loaded" if clip.available else f"not counted ({clip.reason})"
+            click.echo(f"clip: {clip.model or 'off'} / {clip.pretrained or '-'}: {state}", err=True)
+            stream = stack.enter_context(_open_output(output))
+            names = (["clip"] if scorer.config.clip.enabled else []) + list(scorer.config.checks)
+            report = Report(fmt, stream, names)
+            stack.callback(report.close)  # also on Ctrl-C: what was scored is written
+            for result in _with_progress(scorer.score_items(items)):
+                report.add(result)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: records scored so far were written", err=True)
+        sys.exit(130)
+
+
+@main.command()
+def checks() -> None:
+    """List the structural checks a config can use, with what each measures."""
+    for name, check in sorted(available_checks().items()):
+        subject = f"  [applies when the prompt asks for {check.subject}]" if check.subjects else ""
+        click.echo(f"{name:18} {check.description}{subject}")
+        for field, info in check.params.model_fields.items():
+            click.echo(f"{'':18}   params.{field} = {info.default!r}" + (f"  ({info.description})" if info.description else ""))
+    click.echo(f"{'clip':18} CLIP cosine similarity between the render and the prompt, calibrated to [0, 1] (the clip: section)")
+
+
+def _format_for(output: Path | None) -> str:
+    suffix = output.suffix.lower().lstrip(".") if output else ""
+    return suffix if suffix in ("json", "jsonl", "csv") else "table"
+
+
+@contextlib.contextmanager
+def _open_output(output: Path | None) -> Iterator[TextIO]:
+    if output is None:
+        yield sys.stdout
+        return
+    with open(output, "w", encoding="utf-8", newline="") as stream:
+        yield stream
+
+
+def _with_progress(results: Iterator) -> Iterator:
+    """Pass results through, drawing a progress line on an interactive stderr after a few files."""
+    if not sys.stderr.isatty():
+        yield from results
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn("{task.completed} files scored"), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    task = progress.add_task("score", total=None)
+    try:
+        for count, result in enumerate(results, start=1):
+            if count == _PROGRESS_AFTER:
+                progress.start()
+            progress.update(task, completed=count)
+            yield result
+    finally:
+        progress.stop()

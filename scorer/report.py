@@ -1,0 +1,94 @@
+"""Stage 5 — report: result records → table, JSON, JSONL or CSV.
+
+Streaming formats (JSONL, CSV) write and flush each record as it arrives, so a crash or
+Ctrl-C keeps everything already scored; JSON and the table need the whole run and are
+written on close (with whatever was scored, if the run was interrupted).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from .record import ScoreResult
+
+FORMATS = ("table", "json", "jsonl", "csv")
+
+_BASE_COLUMNS = (
+    "path", "sha256", "prompt", "status", "score", "summary", "error.code", "error.message",
+    "render.width", "render.height", "render.sha256", "config_sha256",
+    "clip.model", "clip.pretrained", "clip.available", "clip.reason", "svgscore_version", "record_version",
+)  # fmt: skip
+
+
+def flatten(record: dict[str, Any], component_names: Sequence[str]) -> dict[str, Any]:
+    """One CSV row: nested fields as dotted columns; components as ``<name>.value/.weight/.explanation``."""
+    row: dict[str, Any] = {}
+    for column in _BASE_COLUMNS:
+        value: Any = record
+        for key in column.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        row[column] = value
+    for name in component_names:
+        component = record["components"].get(name) or {}
+        for key in ("value", "weight", "explanation"):
+            row[f"{name}.{key}"] = component.get(key)
+    return row
+
+
+class Report:
+    """Writes results in one format to one stream."""
+
+    def __init__(self, fmt: str, stream: TextIO, component_names: Sequence[str]) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}")
+        self.fmt = fmt
+        self.stream = stream
+        self.component_names = list(component_names)
+        self.results: list[ScoreResult] = []
+        self._csv: csv.DictWriter[str] | None = None
+
+    def add(self, result: ScoreResult) -> None:
+        if self.fmt == "jsonl":
+            self.stream.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            self.stream.flush()
+        elif self.fmt == "csv":
+            if self._csv is None:
+                columns = list(flatten(result.to_dict(), self.component_names))
+                self._csv = csv.DictWriter(self.stream, fieldnames=columns, lineterminator="\n")
+                self._csv.writeheader()
+            self._csv.writerow(flatten(result.to_dict(), self.component_names))
+            self.stream.flush()
+        else:
+            self.results.append(result)
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            json.dump([r.to_dict() for r in self.results], self.stream, indent=2, ensure_ascii=False)
+            self.stream.write("\n")
+        elif self.fmt == "table":
+            self._table()
+        self.stream.flush()
+
+    def _table(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_lines=False, pad_edge=False)
+        table.add_column("file", overflow="fold")
+        table.add_column("score", justify="right")
+        for name in self.component_names:
+            table.add_column(name, justify="right")
+        table.add_column("note", overflow="fold")
+        for r in self.results:
+            score = "—" if r.score is None else f"{r.score:.1f}"
+            values = []
+            for name in self.component_names:
+                c = r.components.get(name)
+                values.append("" if c is None else "n/a" if c.value is None else f"{c.value:.2f}")
+            note = f"{r.error.code}: {r.error.message}" if r.error else ("" if r.summary.startswith("weighted mean") else r.summary)
+            table.add_row(r.path or "<memory>", score, *values, note)
+        interactive = self.stream.isatty()
+        Console(file=self.stream, width=None if interactive else 200, force_terminal=interactive).print(table)

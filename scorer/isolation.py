@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .errors import InputError, InternalError, RenderError, RenderTimeoutError
+from .errors import InputError, InternalError, RenderError, RenderTimeoutError, UsageError
 
 T = TypeVar("T")
 R = TypeVar("R")
 _READY = "ready"
+_MAX_STARTUP_FAILURES = 3
 
 
 def _limit_resources(memory_mb: int) -> None:
@@ -89,6 +90,7 @@ class WorkerPool(Generic[T, R]):
         self._workers: list[_Worker] = []
         self.deaths = 0
         self.timeouts = 0
+        self._startup_failures = 0
 
     def __enter__(self) -> WorkerPool[T, R]:
         return self
@@ -157,6 +159,13 @@ class WorkerPool(Generic[T, R]):
                     message = worker.conn.recv()
                 except (EOFError, OSError):
                     self.deaths += 1
+                    if not worker.ready:
+                        self._startup_failures += 1
+                        if self._startup_failures >= _MAX_STARTUP_FAILURES:
+                            raise UsageError(
+                                f"worker processes die while starting (exit code {worker.process.poll()}); "
+                                f"is render.memory_mb ({self._memory_mb}) too low?"
+                            )
                     if worker.index is not None:
                         done[worker.index] = RenderError(
                             f"worker process died (exit code {worker.process.poll()}); "
@@ -166,6 +175,7 @@ class WorkerPool(Generic[T, R]):
                     continue
                 if message == _READY:
                     worker.ready = True
+                    self._startup_failures = 0
                 elif worker.index is not None:
                     done[worker.index] = message
                     worker.index = None

@@ -120,7 +120,7 @@ def within_canvas(drawing: Drawing, _: NoParams) -> Measurement:
 
 class BicycleParams(_Params):
     min_wheel_radius: float = Field(0.04, gt=0, le=0.5, description="smallest wheel radius, as a share of the canvas's longer side")
-    min_roundness: float = Field(0.9, gt=0, le=1)
+    min_roundness: float = Field(0.95, gt=0, le=1, description="1 − relative spread of centre distances; a square scores ~0.90")
     raster_fallback: bool = True
 
 

@@ -15,7 +15,7 @@ from functools import cached_property
 
 import numpy as np
 from lxml import etree
-from svgelements import Close, Matrix, Path
+from svgelements import Close, Matrix, Move, Path
 
 from ..load import XLINK_NS, Canvas, parse_length, parse_numbers
 
@@ -215,8 +215,8 @@ def _path_outline(d: str | None) -> tuple[np.ndarray, bool] | None:
         return None
     chunks, all_closed = [], True
     for sub in subpaths:
-        segments = [s for s in sub if s.start is not None or isinstance(s, Close)]
-        if len(segments) < 2:
+        segments = [s for s in sub if not isinstance(s, Move)]
+        if not segments:
             continue
         try:
             pts = sub.npoint(np.linspace(0, 1, _SEGMENT_SAMPLES * len(segments) + 1))

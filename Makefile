@@ -1,0 +1,29 @@
+# Two commands on a fresh machine:  make demo  (set up + score fixtures/)  and  make test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Without network, open_clip's hub download retries for ~47 s before giving up; the demo and
+# tests are offline by design, so they say so up front. Real weights: SVGSCORE_CLIP_WEIGHTS.
+OFFLINE := HF_HUB_OFFLINE=1
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+# torch is pinned: an unpinned torch pulls a multi-GB CUDA build (see README).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[clip,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(OFFLINE) $(BIN)/svgscore score fixtures/
+
+test: $(STAMP)
+	$(OFFLINE) $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,23 @@
+"""Worker processes: a file that overruns its time limit is stopped; the batch goes on."""
+
+from scorer import ScoreItem, Scorer
+
+from .conftest import LADDER, STRUCTURAL
+
+
+def test_timeouts_become_error_rows_and_workers_are_replaced():
+    config = {**STRUCTURAL, "render": {"timeout_s": 0.001}}
+    with Scorer(config, jobs=1) as scorer:
+        results = list(scorer.score_items(ScoreItem(str(p), "a pelican riding a bicycle") for p in LADDER[:3]))
+        assert [r.error.code for r in results] == ["render_timeout"] * 3
+        assert scorer.pool.timeouts == 3
+    # The same files with a sane limit score normally.
+    with Scorer(STRUCTURAL, jobs=1) as scorer:
+        assert all(r.ok for r in scorer.score_items(ScoreItem(str(p), "x") for p in LADDER[:3]))
+
+
+def test_results_keep_input_order_with_several_workers(structural):
+    paths = [str(p) for p in LADDER] * 3
+    results = list(structural.score_items(ScoreItem(p, "a pelican riding a bicycle") for p in paths))
+    assert [r.path for r in results] == paths
+    assert results[:6] == results[6:12] == results[12:]

@@ -107,12 +107,9 @@ def load_clip(config: ClipConfig, explicit_weights: str | os.PathLike[str] | Non
         model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=source)
         tokenizer = open_clip.get_tokenizer(config.model)
     except Exception as exc:  # noqa: BLE001  (hub, file and checkpoint errors come in many types)
-        first_line = str(exc).splitlines()[0] if str(exc) else ""
-        hint = "" if weights else (
-            f"; offline? give a local checkpoint (--clip-weights, {WEIGHTS_ENV}) "
-            "and set HF_HUB_OFFLINE=1 to skip the download attempt"
-        )
-        return unavailable(f"cannot load {config.model} / {source}: {type(exc).__name__}: {first_line[:200]}{hint}")
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        hint = "" if weights else f"; pass a local checkpoint with --clip-weights or {WEIGHTS_ENV}"
+        return unavailable(f"cannot load {config.model} / {source}: {detail}{hint}")
     model.eval()
     torch.manual_seed(0)  # nothing random runs at inference; this pins any op that might
     info = ClipInfo(model=config.model, pretrained=source, available=True)

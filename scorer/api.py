@@ -16,7 +16,7 @@ from .inputs import FileBytes, ScoreItem, discover
 from .isolation import WorkerPool
 from .measure.clip import ClipSimilarity, load_clip, resolve_weights, unavailable_component
 from .pipeline import Analysis, FileTask, make_analyzer
-from .record import ClipInfo, Component, ErrorInfo, ScoreResult
+from .record import ClipInfo, ErrorInfo, ScoreResult
 
 ConfigSource = str | os.PathLike[str] | dict[str, Any] | Config | None
 
@@ -84,8 +84,8 @@ class Scorer:
     def _load_clip(self) -> ClipSimilarity | ClipInfo:
         if self._clip is None:
             self._clip = load_clip(self.config.clip, self._clip_weights)
-            if isinstance(self._clip, ClipInfo) and self.config.clip.required:
-                raise ClipUnavailableError(f"CLIP is required by the config but {self._clip.reason}")
+        if isinstance(self._clip, ClipInfo) and self.config.clip.required:
+            raise ClipUnavailableError(f"CLIP is required by the config but {self._clip.reason}")
         return self._clip
 
     # -- scoring -------------------------------------------------------------------------------

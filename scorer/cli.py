@@ -18,7 +18,7 @@ from . import __version__
 from .api import Scorer
 from .config import DEFAULT_PROMPT
 from .errors import UsageError
-from .inputs import ScoreItem, discover, read_manifest
+from .inputs import discover, read_manifest
 from .measure.registry import available_checks
 from .report import FORMATS, Report
 

@@ -165,7 +165,7 @@ class WorkerPool(Generic[T, R]):
                             raise UsageError(
                                 f"worker processes die while starting (exit code {worker.process.poll()}); "
                                 f"is render.memory_mb ({self._memory_mb}) too low?"
-                            )
+                            ) from None
                     if worker.index is not None:
                         done[worker.index] = RenderError(
                             f"worker process died (exit code {worker.process.poll()}); "

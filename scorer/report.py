@@ -77,11 +77,11 @@ class Report:
         from rich.table import Table
 
         table = Table(show_lines=False, pad_edge=False)
-        table.add_column("file", overflow="fold")
+        table.add_column("file", no_wrap=True)
         table.add_column("score", justify="right")
         for name in self.component_names:
             table.add_column(name, justify="right")
-        table.add_column("note", overflow="fold")
+        table.add_column("note", max_width=60, no_wrap=True, overflow="ellipsis")
         for r in self.results:
             score = "—" if r.score is None else f"{r.score:.1f}"
             values = []
@@ -91,4 +91,5 @@ class Report:
             note = f"{r.error.code}: {r.error.message}" if r.error else ("" if r.summary.startswith("weighted mean") else r.summary)
             table.add_row(r.path or "<memory>", score, *values, note)
         interactive = self.stream.isatty()
-        Console(file=self.stream, width=None if interactive else 200, force_terminal=interactive).print(table)
+        # Piped output is not wrapped at 80 columns: the table takes the width it needs.
+        Console(file=self.stream, width=None if interactive else 1000, force_terminal=interactive).print(table)

@@ -206,7 +206,7 @@ def _raster_circles(drawing: Drawing, min_r: float) -> list[Circle]:
     )
     del strengths
     circles = []
-    for x, y, r in zip(xs, ys, rs):
+    for x, y, r in zip(xs, ys, rs, strict=True):
         cx, cy = raster.to_canvas(float(x), float(y))
         circles.append((cx, cy, float(r) / raster.scale))
     return circles

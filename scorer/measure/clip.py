@@ -10,6 +10,7 @@ network. When none can be had, CLIP is *unavailable*, with the reason: it is nev
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,9 @@ def load_clip(config: ClipConfig, explicit_weights: str | os.PathLike[str] | Non
     except ImportError as exc:
         return unavailable(f"open_clip/torch not installed ({exc.name}); install the 'clip' extra")
     if config.model_config_file:
+        problem = _model_config_problem(Path(config.model_config_file), config.model)
+        if problem:
+            return unavailable(problem)
         open_clip.add_model_config(config.model_config_file)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=source)
@@ -114,6 +118,24 @@ def load_clip(config: ClipConfig, explicit_weights: str | os.PathLike[str] | Non
     torch.manual_seed(0)  # nothing random runs at inference; this pins any op that might
     info = ClipInfo(model=config.model, pretrained=source, available=True)
     return ClipSimilarity(config, info, model, preprocess, tokenizer)
+
+
+def _model_config_problem(path: Path, model: str) -> str | None:
+    """Why open_clip would reject or silently ignore this model-config file, if it would.
+
+    Checked here because open_clip keeps every path it is given and re-reads them all on each
+    later registration: one bad file would break every later load in the process.
+    """
+    if path.stem != model:
+        return f"clip.model_config_file must be named {model}.json to define model {model!r}, not {path.name}"
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return f"cannot read clip.model_config_file {path}: {exc.strerror}"
+    except json.JSONDecodeError as exc:
+        return f"clip.model_config_file {path} is not JSON: {exc.msg} (line {exc.lineno})"
+    missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if not isinstance(spec, dict) or k not in spec]
+    return f"clip.model_config_file {path} lacks {', '.join(missing)}" if missing else None
 
 
 def _square_on_white(image: np.ndarray) -> np.ndarray:

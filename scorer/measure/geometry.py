@@ -238,7 +238,7 @@ def _path_outline(d: str | None) -> tuple[np.ndarray, bool] | None:
 def _densify(vertices: np.ndarray) -> np.ndarray:
     """Sample points along a polyline so lines carry points between their vertices."""
     t = np.linspace(0, 1, _SEGMENT_SAMPLES, endpoint=False)[:, None]
-    parts = [a + t * (b - a) for a, b in zip(vertices[:-1], vertices[1:])]
+    parts = [a + t * (b - a) for a, b in zip(vertices[:-1], vertices[1:], strict=True)]
     return np.vstack([*parts, vertices[-1:]])
 
 

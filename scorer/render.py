@@ -20,7 +20,7 @@ from lxml import etree
 from PIL import Image
 
 from .errors import RenderError
-from .load import Canvas, LoadedSvg
+from .load import SVG_NS, Canvas, LoadedSvg
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,10 @@ class Raster:
         return self.window.x + px / self.scale, self.window.y + py / self.scale
 
 
+def _box(c: Canvas) -> str:
+    return f"{c.x!r} {c.y!r} {c.width!r} {c.height!r}"
+
+
 def output_size(window: Canvas, size: int) -> tuple[int, int]:
     """Pixel size fitting ``window`` into a ``size``×``size`` box, keeping its aspect ratio."""
     scale = size / max(window.width, window.height)
@@ -69,15 +73,33 @@ def render(svg: LoadedSvg, size: int, window: Canvas | None = None) -> Raster:
     import cairosvg.surface
     from cairosvg.url import safe_fetch
 
-    window = window or svg.canvas
+    canvas = svg.canvas
+    window = window or canvas
     width, height = output_size(window, size)
     root = copy.deepcopy(svg.root)
-    root.set("viewBox", f"{window.x!r} {window.y!r} {window.width!r} {window.height!r}")
-    root.set("width", str(width))
-    root.set("height", str(height))
     # Pixel sizes are rounded, so stretch the last fraction of a pixel rather than letterbox:
     # that keeps the pixel ↔ canvas mapping exact for the raster checks.
     root.set("preserveAspectRatio", "none")
+    root.set("viewBox", _box(canvas))
+    if window == canvas:
+        root.set("width", str(width))
+        root.set("height", str(height))
+    else:
+        # Show the canvas inside a larger window without changing what percentages resolve
+        # against: the drawing keeps its own viewport, placed in an outer one, unclipped.
+        for name, value in zip(("x", "y", "width", "height"), _box(canvas).split(), strict=True):
+            root.set(name, value)
+        root.set("overflow", "visible")
+        outer = etree.Element(
+            f"{{{SVG_NS}}}svg",
+            nsmap={None: SVG_NS},
+            viewBox=_box(window),
+            width=str(width),
+            height=str(height),
+            preserveAspectRatio="none",
+        )
+        outer.append(root)
+        root = outer
     try:
         png = cairosvg.surface.PNGSurface.convert(
             bytestring=etree.tostring(root),

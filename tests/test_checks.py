@@ -167,3 +167,13 @@ def test_registry_lists_the_documented_checks():
     names = set(available_checks())
     assert {"parses", "renders", "not_blank", "bicycle_present", "closed_paths", "element_count", "within_canvas"} <= names
     assert all(c.description for c in available_checks().values())
+
+
+def test_percentage_sized_gradient_backdrop_stays_on_canvas(structural):
+    backdrop = (
+        '<defs><linearGradient id="sky" x2="0" y2="1"><stop offset="0" stop-color="#4fc3f7"/>'
+        '<stop offset="1" stop-color="#e1f5fe"/></linearGradient></defs>'
+        '<rect width="100%" height="100%" fill="url(#sky)"/>'
+    )
+    result = structural.score_svg(svg(backdrop + WHEELS + FRAME), PROMPT)
+    assert values(result)["within_canvas"] == pytest.approx(1.0)

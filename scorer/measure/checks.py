@@ -102,10 +102,11 @@ def within_canvas(drawing: Drawing, _: NoParams) -> Measurement:
     # Off-canvas pixels in the canvas background colour are an oversized backdrop, not content.
     content = differs_from(rgb, np.array([255, 255, 255])) & differs_from(rgb, drawing.background)
     canvas = drawing.svg.canvas
-    x0 = round((canvas.x - outer.window.x) * outer.scale)
-    y0 = round((canvas.y - outer.window.y) * outer.scale)
-    x1 = round((canvas.x + canvas.width - outer.window.x) * outer.scale)
-    y1 = round((canvas.y + canvas.height - outer.window.y) * outer.scale)
+    # Pixels the canvas edge passes through count as inside: they hold anti-aliased edges.
+    x0 = math.floor((canvas.x - outer.window.x) * outer.scale)
+    y0 = math.floor((canvas.y - outer.window.y) * outer.scale)
+    x1 = math.ceil((canvas.x + canvas.width - outer.window.x) * outer.scale)
+    y1 = math.ceil((canvas.y + canvas.height - outer.window.y) * outer.scale)
     total = int(content.sum())
     inside = int(content[y0:y1, x0:x1].sum())
     if total == 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -31,7 +31,11 @@ class Limits(_Strict):
     max_attribute_bytes: int = Field(1_000_000, gt=0)
 
 
+Backend = Literal["cairosvg", "resvg"]
+
+
 class RenderConfig(_Strict):
+    backend: Backend = "cairosvg"
     size: int = Field(224, ge=16, le=4096)
     timeout_s: float = Field(20.0, gt=0)
     memory_mb: int = Field(2048, ge=256)

@@ -53,6 +53,18 @@ class TooLargeError(InputError):
     code = "too_large"
 
 
+class TooManyElementsError(TooLargeError):
+    code = "too_many_elements"
+
+
+class TooDeepError(TooLargeError):
+    code = "too_deep"
+
+
+class AttributeTooLargeError(TooLargeError):
+    code = "attribute_too_large"
+
+
 class RenderError(InputError):
     code = "render_error"
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .errors import InputError, InternalError, RenderError, RenderTimeoutError, UsageError
@@ -37,6 +37,24 @@ def _limit_resources(memory_mb: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+class _NetworkGuard:
+    """An audit hook that refuses every network access in a worker, and counts the attempts.
+
+    The renderer is already told to fetch nothing but ``data:`` URLs; this is the second
+    wall, for whatever a library might still try.
+    """
+
+    EVENTS = frozenset({"socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.sendto", "socket.sendmsg"})
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
+        if event in self.EVENTS or (event == "urllib.Request" and not str(args[0]).startswith("data:")):
+            self.attempts += 1
+            raise PermissionError(f"network access is blocked in svgscore workers ({event})")
+
+
 def _worker_main(fd: int) -> None:
     """Entry point of a worker process: receive the factory, then serve tasks until EOF."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -45,12 +63,15 @@ def _worker_main(fd: int) -> None:
     factory, memory_mb = conn.recv()
     _limit_resources(memory_mb)
     work = factory()
+    guard = _NetworkGuard()
+    sys.addaudithook(guard)
     conn.send(_READY)
     while True:
         try:
             item = conn.recv()
         except (EOFError, OSError):
             return  # the parent is gone
+        attempts_before, started = guard.attempts, time.perf_counter()
         try:
             result: Any = work(item)
         except InputError as exc:
@@ -61,7 +82,17 @@ def _worker_main(fd: int) -> None:
             result = RenderError("document nesting too deep for the renderer")
         except Exception as exc:  # noqa: BLE001  (one file's bug must not end the batch)
             result = InternalError(f"{type(exc).__name__}: {exc}"[:500])
-        conn.send(result)
+        conn.send((result, time.perf_counter() - started, guard.attempts - attempts_before))
+
+
+@dataclass
+class PoolStats:
+    """What the pool saw: for robustness sweeps and benchmarks, never part of a score."""
+
+    timeouts: int = 0
+    deaths: int = 0
+    network_attempts: int = 0  # refused by the workers' audit hook
+    seconds: list[float] = field(default_factory=list)  # per completed file, inside the worker
 
 
 @dataclass
@@ -88,8 +119,7 @@ class WorkerPool(Generic[T, R]):
         self._timeout_s = timeout_s
         self._memory_mb = memory_mb
         self._workers: list[_Worker] = []
-        self.deaths = 0
-        self.timeouts = 0
+        self.stats = PoolStats()
         self._startup_failures = 0
 
     def __enter__(self) -> WorkerPool[T, R]:
@@ -158,7 +188,7 @@ class WorkerPool(Generic[T, R]):
                 try:
                     message = worker.conn.recv()
                 except (EOFError, OSError):
-                    self.deaths += 1
+                    self.stats.deaths += 1
                     if not worker.ready:
                         self._startup_failures += 1
                         if self._startup_failures >= _MAX_STARTUP_FAILURES:
@@ -177,10 +207,12 @@ class WorkerPool(Generic[T, R]):
                     worker.ready = True
                     self._startup_failures = 0
                 elif worker.index is not None:
-                    done[worker.index] = message
+                    done[worker.index], seconds, attempts = message
+                    self.stats.seconds.append(seconds)
+                    self.stats.network_attempts += attempts
                     worker.index = None
             elif worker.index is not None and time.monotonic() >= worker.deadline:
-                self.timeouts += 1
+                self.stats.timeouts += 1
                 done[worker.index] = RenderTimeoutError(f"analysis exceeded {self._timeout_s:g} s and was stopped")
                 self._replace(i)
 

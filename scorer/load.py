@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from .config import Limits
-from .errors import ParseError, TooLargeError, UnsafeSvgError
+from .errors import AttributeTooLargeError, ParseError, TooDeepError, TooLargeError, TooManyElementsError, UnsafeSvgError
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -77,6 +77,8 @@ def load_svg(data: bytes, limits: Limits) -> LoadedSvg:
     data = decompress(data, limits)
     if not data.strip():
         raise ParseError("file is empty")
+    if b"\x00" in data[:4096]:
+        raise ParseError("binary data (NUL bytes), not an SVG text file")
     root, repair = _parse(data)
     _reject_entities(root)
     tag = etree.QName(root).localname if isinstance(root.tag, str) else ""
@@ -105,6 +107,8 @@ def _parse(data: bytes) -> tuple[etree._Element, str | None]:
     try:
         return etree.fromstring(data, _parser()), None
     except etree.XMLSyntaxError as exc:
+        if "Excessive depth" in str(exc):
+            raise TooDeepError(f"elements nested deeper than the XML parser allows: {exc}") from None
         # LLMs often write xlink:href without declaring xlink; browsers showing SVG inline
         # in HTML accept that, so we repair exactly that slip and note it.
         if "Namespace prefix xlink" not in str(exc):
@@ -138,12 +142,12 @@ def _enforce_limits(root: etree._Element, limits: Limits) -> None:
         el, depth = stack.pop()
         count += 1
         if count > limits.max_elements:
-            raise TooLargeError(f"more than {limits.max_elements:,} elements")
+            raise TooManyElementsError(f"more than {limits.max_elements:,} elements")
         if depth > limits.max_depth:
-            raise TooLargeError(f"elements nested deeper than {limits.max_depth}")
+            raise TooDeepError(f"elements nested deeper than {limits.max_depth}")
         for name, value in el.attrib.items():
             if len(value) > limits.max_attribute_bytes:
-                raise TooLargeError(
+                raise AttributeTooLargeError(
                     f"attribute {etree.QName(name).localname!r} is {len(value):,} characters; "
                     f"the cap is {limits.max_attribute_bytes:,}"
                 )

@@ -42,8 +42,8 @@ def make_analyzer(config: Config) -> Callable[[FileTask], Analysis]:
 
     def analyze(task: FileTask) -> Analysis:
         svg = load_svg(task.data, config.limits)
-        raster = render(svg, config.render.size)
-        drawing = Drawing(svg, task.prompt, raster)
+        raster = render(svg, config.render.size, backend=config.render.backend)
+        drawing = Drawing(svg, task.prompt, raster, config.render.backend)
         components = {}
         for name, check, params, weight in plan:
             if not check.applies_to(task.prompt):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -19,6 +20,7 @@ import numpy as np
 from lxml import etree
 from PIL import Image
 
+from .config import Backend
 from .errors import RenderError
 from .load import SVG_NS, Canvas, LoadedSvg
 
@@ -68,11 +70,8 @@ def output_size(window: Canvas, size: int) -> tuple[int, int]:
     return max(1, round(window.width * scale)), max(1, round(window.height * scale))
 
 
-def render(svg: LoadedSvg, size: int, window: Canvas | None = None) -> Raster:
+def render(svg: LoadedSvg, size: int, window: Canvas | None = None, backend: Backend = "cairosvg") -> Raster:
     """Rasterize ``svg`` showing ``window`` (default: its canvas) with the longer side ``size`` px."""
-    import cairosvg.surface
-    from cairosvg.url import safe_fetch
-
     canvas = svg.canvas
     window = window or canvas
     width, height = output_size(window, size)
@@ -100,19 +99,34 @@ def render(svg: LoadedSvg, size: int, window: Canvas | None = None) -> Raster:
         )
         outer.append(root)
         root = outer
+    document = etree.tostring(root)
     try:
-        png = cairosvg.surface.PNGSurface.convert(
-            bytestring=etree.tostring(root),
-            url_fetcher=safe_fetch,  # data: URLs only; everything else becomes an empty image
-            unsafe=False,
-        )
-        with Image.open(io.BytesIO(png)) as image:
-            rgba = np.asarray(image.convert("RGBA"))
+        rgba = _BACKENDS[backend](document)
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001  (cairosvg raises anything from ValueError to cairo.Error)
-        raise RenderError(f"cairosvg failed: {type(exc).__name__}: {exc}"[:500]) from None
+    except Exception as exc:  # noqa: BLE001  (renderers raise anything from ValueError to cairo.Error)
+        raise RenderError(f"{backend} failed: {type(exc).__name__}: {exc}"[:500]) from None
     if rgba.shape[:2] != (height, width):
-        # cairosvg honours our width/height; anything else means the document fought it.
+        # Both backends honour our width/height; anything else means the document fought it.
         rgba = np.asarray(Image.fromarray(rgba).resize((width, height), Image.Resampling.BILINEAR))
     return Raster(rgba=rgba, window=window)
+
+
+def _png_to_rgba(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGBA"))
+
+
+def _rasterize_cairosvg(document: bytes) -> np.ndarray:
+    import cairosvg.surface
+    from cairosvg.url import safe_fetch
+
+    png = cairosvg.surface.PNGSurface.convert(
+        bytestring=document,
+        url_fetcher=safe_fetch,  # data: URLs only; everything else becomes an empty image
+        unsafe=False,
+    )
+    return _png_to_rgba(png)
+
+
+_BACKENDS: dict[str, Callable[[bytes], np.ndarray]] = {"cairosvg": _rasterize_cairosvg}

@@ -10,7 +10,7 @@ def test_timeouts_become_error_rows_and_workers_are_replaced():
     with Scorer(config, jobs=1) as scorer:
         results = list(scorer.score_items(ScoreItem(str(p), "a pelican riding a bicycle") for p in LADDER[:3]))
         assert [r.error.code for r in results] == ["render_timeout"] * 3
-        assert scorer.pool.timeouts == 3
+        assert scorer.pool.stats.timeouts == 3
     # The same files with a sane limit score normally.
     with Scorer(STRUCTURAL, jobs=1) as scorer:
         assert all(r.ok for r in scorer.score_items(ScoreItem(str(p), "x") for p in LADDER[:3]))

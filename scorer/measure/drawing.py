@@ -7,6 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ..config import Backend
 from ..load import LoadedSvg
 from ..render import Raster, render
 from .geometry import Geometry, extract_geometry
@@ -23,6 +24,7 @@ class Drawing:
     svg: LoadedSvg
     prompt: str
     raster: Raster  # the main render: the canvas at the configured size
+    backend: Backend = "cairosvg"
 
     @cached_property
     def geometry(self) -> Geometry:
@@ -41,7 +43,7 @@ class Drawing:
     def outer_raster(self) -> Raster:
         """The canvas and a margin around it, at the same pixel size: shows off-canvas content."""
         size = max(self.raster.width, self.raster.height)
-        return render(self.svg, size, self.svg.canvas.expanded(OUTER_MARGIN))
+        return render(self.svg, size, self.svg.canvas.expanded(OUTER_MARGIN), self.backend)
 
 
 def dominant_border_colour(rgb: np.ndarray) -> np.ndarray:

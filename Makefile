@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # tests are offline by design, so they say so up front. Real weights: SVGSCORE_CLIP_WEIGHTS.
 OFFLINE := HF_HUB_OFFLINE=1
 
-.PHONY: install demo test clean
+.PHONY: install demo test robustness clean
 
 install: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[clip,dev]'
+	$(BIN)/pip install --quiet -e '.[clip,dev,resvg]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,6 +24,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m pytest
+
+# Sweep the resvg test suite (and fixtures/hostile/) through the Scorer; check the robustness
+# targets and report renderer fidelity against resvg's reference PNGs. ROBUSTNESS_JSON=path
+# also writes the figures as JSON.
+robustness: $(STAMP)
+	$(OFFLINE) $(BIN)/python scripts/robustness.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

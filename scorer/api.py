@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from .inputs import FileBytes, ScoreItem, discover
 from .isolation import WorkerPool
 from .measure.clip import ClipSimilarity, load_clip, resolve_weights, unavailable_component
 from .pipeline import Analysis, FileTask, make_analyzer
-from .record import ClipInfo, ErrorInfo, ScoreResult
+from .record import ClipInfo, ErrorInfo, ResultKey, ScoreResult
 
 ConfigSource = str | os.PathLike[str] | dict[str, Any] | Config | None
 
@@ -111,18 +111,27 @@ class Scorer:
         """
         return self.score_items(discover([Path(path)], prompt, prompts or {}))
 
-    def score_items(self, items: Iterable[ScoreItem]) -> Iterator[ScoreResult]:
-        """Score items in order, yielding each result as soon as it and all before it are done."""
-        read: dict[int, tuple[ScoreItem, FileBytes]] = {}
+    def score_items(self, items: Iterable[ScoreItem], *, skip: Container[ResultKey] = ()) -> Iterator[ScoreResult]:
+        """Score items in order, yielding each result as soon as it and all before it are done.
+
+        ``skip`` holds the :attr:`ScoreResult.key` of results already made with this config
+        (resuming an interrupted run): items with those keys are passed over.
+        """
+        in_flight: dict[int, tuple[ScoreItem, FileBytes]] = {}
 
         def tasks() -> Iterator[FileTask]:
-            for i, item in enumerate(items):
-                read[i] = (item, item.read(self.config.limits))
+            sent = 0
+            for item in items:
+                file = item.read(self.config.limits)
+                if (item.path, file.sha256, item.prompt) in skip:
+                    continue
+                in_flight[sent] = (item, file)
+                sent += 1
                 # An unreadable file still passes through the pool (with no bytes) to keep order.
-                yield FileTask(read[i][1].data, item.prompt)
+                yield FileTask(file.data, item.prompt)
 
         for i, outcome in enumerate(self.pool.imap(tasks())):
-            item, file = read.pop(i)
+            item, file = in_flight.pop(i)
             yield self._finish(item, file, file.error or outcome)
 
     def _finish(self, item: ScoreItem, file: FileBytes, outcome: Analysis | InputError) -> ScoreResult:

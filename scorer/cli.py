@@ -7,6 +7,7 @@ config error; 130 interrupted (records already written are kept).
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,8 @@ from .config import DEFAULT_PROMPT
 from .errors import UsageError
 from .inputs import discover, read_manifest
 from .measure.registry import available_checks
-from .report import FORMATS, Report
+from .record import ResultKey
+from .report import FORMATS, Report, resume_jsonl
 
 _PROGRESS_AFTER = 3  # files; fewer finish before a bar would be worth drawing
 
@@ -54,6 +56,12 @@ def main() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write results here instead of stdout.")
 @click.option("--clip-weights", type=click.Path(exists=True, dir_okay=False), help="Local open_clip checkpoint (also: SVGSCORE_CLIP_WEIGHTS).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: CPU count].")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run into the same --output FILE.jsonl: keep its records and score only "
+    "the files missing (same path, bytes, prompt and config).",
+)
 def score(
     paths: tuple[Path, ...],
     prompt: str,
@@ -63,6 +71,7 @@ def score(
     output: Path | None,
     clip_weights: str | None,
     jobs: int | None,
+    resume: bool,
 ) -> None:
     """Score SVG files and directories (recursively: *.svg, *.svgz).
 
@@ -71,6 +80,8 @@ def score(
     if not paths and manifest is None:
         raise click.UsageError("give at least one PATH or a --manifest")
     fmt = fmt or _format_for(output)
+    if resume and (output is None or fmt != "jsonl"):
+        raise click.UsageError("--resume continues a JSONL file: give --output FILE.jsonl")
     try:
         prompts = read_manifest(manifest) if manifest else {}
         items = discover(paths or [Path(p) for p in prompts], prompt, prompts)
@@ -79,11 +90,16 @@ def score(
             clip = scorer.clip_info
             state = "loaded" if clip.available else f"not counted ({clip.reason})"
             click.echo(f"clip: {clip.model or 'off'} / {clip.pretrained or '-'}: {state}", err=True)
-            stream = stack.enter_context(_open_output(output))
+            done: set[ResultKey] = set()
+            if resume:
+                kept = resume_jsonl(output)
+                done = {(r["path"], r["sha256"], r["prompt"]) for r in kept if r.get("config_sha256") == scorer.config_sha256}
+                click.echo(f"resume: {len(kept)} records kept, {len(done)} of them made with this config", err=True)
+            stream = stack.enter_context(_open_output(output, append=resume, atomic=fmt in ("json", "table")))
             names = (["clip"] if scorer.config.clip.enabled else []) + list(scorer.config.checks)
             report = Report(fmt, stream, names)
             stack.callback(report.close)  # also on Ctrl-C: what was scored is written
-            for result in _with_progress(scorer.score_items(items)):
+            for result in _with_progress(scorer.score_items(items, skip=done)):
                 report.add(result)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
@@ -109,12 +125,22 @@ def _format_for(output: Path | None) -> str:
 
 
 @contextlib.contextmanager
-def _open_output(output: Path | None) -> Iterator[TextIO]:
+def _open_output(output: Path | None, *, append: bool, atomic: bool) -> Iterator[TextIO]:
+    """stdout, or the output file: appended to (resume), or written whole and renamed into
+    place (formats written at the end), so a killed run never leaves half a document."""
     if output is None:
         yield sys.stdout
         return
-    with open(output, "w", encoding="utf-8", newline="") as stream:
-        yield stream
+    target = output.with_name(output.name + ".partial") if atomic else output
+    try:
+        with open(target, "a" if append else "w", encoding="utf-8", newline="") as stream:
+            yield stream
+    finally:
+        # Also on Ctrl-C: the report was closed (written whole) before the stream.
+        if atomic and target.stat().st_size:
+            os.replace(target, output)
+        elif atomic:
+            target.unlink()
 
 
 def _with_progress(results: Iterator) -> Iterator:

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 RECORD_VERSION = 1
 
+ResultKey = tuple[str | None, str, str]  # (path, sha256, prompt): what a result is *of*, under one config
+
 
 @dataclass(frozen=True)
 class Component:
@@ -63,6 +65,10 @@ class ScoreResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def key(self) -> ResultKey:
+        return (self.path, self.sha256, self.prompt)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

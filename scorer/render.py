@@ -1,4 +1,4 @@
-"""Stage 2 — render: the one rendering entry point, tree → RGBA raster with cairosvg.
+"""Stage 2 — render: the one rendering entry point, tree → RGBA raster with cairosvg or resvg.
 
 The output size is always set here (the longer side is ``size`` pixels), whatever the file
 declares, so ``width="1e9"`` cannot allocate a giant surface. Only ``data:`` URLs are ever
@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -129,4 +130,41 @@ def _rasterize_cairosvg(document: bytes) -> np.ndarray:
     return _png_to_rgba(png)
 
 
-_BACKENDS: dict[str, Callable[[bytes], np.ndarray]] = {"cairosvg": _rasterize_cairosvg}
+def _local_only(document: bytes) -> str:
+    """``document`` with every reference that is neither ``#fragment`` nor ``data:`` removed.
+
+    resvg reads any ``href`` that is not a ``data:`` URL as a file path — absolute paths
+    included, whatever ``resources_dir`` says — so such references are dropped before it sees
+    them: they render as nothing, as with cairosvg.
+    """
+    parser = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=True)
+    root = etree.fromstring(document, parser)
+    for element in root.iter():
+        for name in [n for n in element.attrib if etree.QName(n).localname == "href"]:
+            value = element.attrib[name].strip()
+            if not (value.startswith("#") or value[:5].lower() == "data:"):
+                del element.attrib[name]
+    return etree.tostring(root, encoding="unicode")
+
+
+def _rasterize_resvg(document: bytes) -> np.ndarray:
+    import resvg_py
+
+    svg = _local_only(document)
+    # Second wall: relative paths would resolve inside an empty directory.
+    with tempfile.TemporaryDirectory(prefix="svgscore-resvg-") as empty:
+        try:
+            png = resvg_py.svg_to_bytes(svg_string=svg, resources_dir=empty)
+        except BaseException as exc:
+            # A Rust panic surfaces as pyo3's PanicException, a BaseException: make it an
+            # ordinary error so it becomes a render_error row like any other renderer failure.
+            if isinstance(exc, Exception) or type(exc).__name__ != "PanicException":
+                raise
+            raise RuntimeError(f"resvg panicked: {exc}") from None
+    return _png_to_rgba(bytes(png))
+
+
+_BACKENDS: dict[str, Callable[[bytes], np.ndarray]] = {
+    "cairosvg": _rasterize_cairosvg,
+    "resvg": _rasterize_resvg,
+}

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from .record import ScoreResult
@@ -93,3 +95,29 @@ class Report:
         interactive = self.stream.isatty()
         # Piped output is not wrapped at 80 columns: the table takes the width it needs.
         Console(file=self.stream, width=None if interactive else 1000, force_terminal=interactive).print(table)
+
+
+def resume_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete records of an interrupted JSONL run, cutting off a half-written last line.
+
+    A process killed mid-write can leave a partial line; it is removed from the file so that
+    appending continues on a clean line boundary.
+    """
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    records, good_end = [], 0
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+        good_end += len(line)
+    if good_end < len(data):
+        with open(path, "r+b") as stream:
+            stream.truncate(good_end)
+            stream.flush()
+            os.fsync(stream.fileno())
+    return records

@@ -1,0 +1,109 @@
+"""The rendering entry point: both backends agree, and neither reads anything outside the document."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scorer import Scorer
+from scorer.config import Limits
+from scorer.load import load_svg
+from scorer.render import render
+
+from .conftest import LADDER, STRUCTURAL, svg
+
+HAVE_RESVG = importlib.util.find_spec("resvg_py") is not None
+needs_resvg = pytest.mark.skipif(
+    not HAVE_RESVG, reason="resvg_py is not installed (optional extra: pip install -e '.[resvg]')"
+)
+BACKENDS = ["cairosvg", pytest.param("resvg", marks=needs_resvg)]
+
+SIMPLE = svg(
+    '<rect x="20" y="20" width="160" height="100" fill="#3366cc"/>'
+    '<circle cx="300" cy="150" r="80" fill="none" stroke="#cc3300" stroke-width="12"/>'
+    '<path d="M 40 260 L 360 200" stroke="black" stroke-width="6"/>'
+    '<ellipse cx="120" cy="200" rx="50" ry="30" fill="green" fill-opacity="0.5"/>'
+)
+
+
+def _load(text: str):
+    return load_svg(text.encode(), Limits())
+
+
+@needs_resvg
+def test_backends_agree_on_a_simple_drawing():
+    loaded = _load(SIMPLE)
+    cairo, resvg = (render(loaded, 224, backend=b) for b in ("cairosvg", "resvg"))
+    assert (cairo.width, cairo.height) == (resvg.width, resvg.height) == (224, 168)
+    assert cairo.rgba.dtype == resvg.rgba.dtype == np.uint8
+    diff = np.abs(cairo.on_white.astype(np.int16) - resvg.on_white.astype(np.int16))
+    assert diff.mean() < 1.0  # anti-aliasing differs a little along edges, nothing more
+    assert (diff.max(axis=-1) > 32).mean() < 0.02
+
+
+@needs_resvg
+def test_backends_agree_on_the_off_canvas_window():
+    loaded = _load(svg('<rect x="-200" y="0" width="300" height="300" fill="red"/>'))
+    window = loaded.canvas.expanded(1.0)
+    cairo, resvg = (render(loaded, 224, window, backend=b) for b in ("cairosvg", "resvg"))
+    assert cairo.rgba.shape == resvg.rgba.shape
+    diff = np.abs(cairo.on_white.astype(np.int16) - resvg.on_white.astype(np.int16))
+    assert diff.mean() < 1.0
+
+
+@needs_resvg
+def test_resvg_keeps_straight_alpha():
+    raster = render(_load(svg('<rect width="400" height="300" fill="#ff0000" fill-opacity="0.5"/>')), 64, backend="resvg")
+    r, g, b, a = raster.rgba[32, 32]
+    assert (r, g, b) == (255, 0, 0) and 120 <= a <= 135
+
+
+@needs_resvg
+def test_resvg_backend_scores_a_fixture_through_the_config():
+    path = next(p for p in LADDER if "05_crude" in p.name)
+    results = {}
+    for backend in ("cairosvg", "resvg"):
+        with Scorer({**STRUCTURAL, "render": {"backend": backend}}, jobs=1) as scorer:
+            results[backend] = scorer.score_file(path)
+    resvg = results["resvg"]
+    assert resvg.ok and resvg.score is not None
+    assert resvg.components["renders"].value == 1.0
+    assert abs(resvg.score - results["cairosvg"].score) < 5
+    assert resvg.config_sha256 != results["cairosvg"].config_sha256
+
+
+def _blue(raster) -> bool:
+    rgb = raster.on_white.astype(np.int16)
+    return bool(((rgb[..., 2] > 200) & (rgb[..., 0] < 60) & (rgb[..., 1] < 60)).any())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_renderers_never_read_local_files(backend, tmp_path, monkeypatch):
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(tmp_path / "blue.png")
+    monkeypatch.chdir(tmp_path)  # a relative href would resolve here
+    png = tmp_path / "blue.png"
+    for href in ("blue.png", "./blue.png", str(png), png.as_uri(), "file:///etc/passwd"):
+        for attr in ("href", "xlink:href"):
+            doc = (
+                '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 400 300">'
+                f'<image {attr}="{href}" x="0" y="0" width="400" height="300"/></svg>'
+            )
+            raster = render(_load(doc), 64, backend=backend)
+            assert raster.rgba[..., 3].max() == 0, f"{backend} rendered <image {attr}={href!r}>"
+    # <feImage> is another way to pull in a file (resvg honours it unless stopped).
+    for href in ("blue.png", str(png)):
+        filtered = svg(f'<filter id="f"><feImage href="{href}"/></filter><rect width="400" height="300" filter="url(#f)"/>')
+        assert not _blue(render(_load(filtered), 64, backend=backend)), f"{backend} rendered <feImage href={href!r}>"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_data_urls_still_render(backend):
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(buffer, format="PNG")
+    href = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    raster = render(_load(svg(f'<image href="{href}" width="400" height="300"/>')), 64, backend=backend)
+    assert tuple(raster.rgba[24, 32]) == (0, 0, 255, 255)

@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(OFFLINE) $(BIN)/svgscore score fixtures/ --manifest fixtures/prompts.csv
+	$(OFFLINE) $(BIN)/svgscore score fixtures/ladder fixtures/other_prompt fixtures/decoy fixtures/broken --manifest fixtures/prompts.csv
 
 test: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m pytest

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import collections
 import functools
+import itertools
 import os
+import queue
+import threading
 from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .cache import ResultCache, cacheable
 from .combine import combine
 from .config import DEFAULT_PROMPT, Config, load_config
 from .errors import ClipUnavailableError, InputError
@@ -16,7 +21,7 @@ from .inputs import FileBytes, ScoreItem, discover
 from .isolation import WorkerPool
 from .measure.clip import ClipSimilarity, load_clip, resolve_weights, unavailable_component
 from .pipeline import Analysis, FileTask, make_analyzer
-from .record import ClipInfo, ErrorInfo, ResultKey, ScoreResult
+from .record import ClipInfo, Component, ErrorInfo, ResultKey, ScoreResult
 
 ConfigSource = str | os.PathLike[str] | dict[str, Any] | Config | None
 
@@ -34,8 +39,13 @@ class Scorer:
         *,
         clip_weights: str | os.PathLike[str] | None = None,
         jobs: int | None = None,
+        device: str | None = None,
+        cache: bool | str | os.PathLike[str] = False,
     ) -> None:
+        """``cache``: False (default) for none, True for the user cache directory, or a folder."""
         self.config = load_config(config)
+        if device is not None:
+            self.config = load_config({**self.config.model_dump(), "clip": {**self.config.clip.model_dump(), "device": device}})
         self._clip_weights = resolve_weights(self.config.clip, clip_weights)
         settings = self.config
         if self._clip_weights and settings.clip.enabled:
@@ -46,6 +56,7 @@ class Scorer:
         self._jobs = jobs or os.cpu_count() or 1
         self._pool: WorkerPool[FileTask, Analysis] | None = None
         self._clip: ClipSimilarity | ClipInfo | None = None
+        self._cache = None if cache is False else ResultCache(None if cache is True else Path(cache))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -59,6 +70,9 @@ class Scorer:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
 
     @property
     def pool(self) -> WorkerPool[FileTask, Analysis]:
@@ -112,41 +126,76 @@ class Scorer:
         return self.score_items(discover([Path(path)], prompt, prompts or {}))
 
     def score_items(self, items: Iterable[ScoreItem], *, skip: Container[ResultKey] = ()) -> Iterator[ScoreResult]:
-        """Score items in order, yielding each result as soon as it and all before it are done.
+        """Score items, yielding results in input order as soon as each (and CLIP's batch) is done.
 
         ``skip`` holds the :attr:`ScoreResult.key` of results already made with this config
-        (resuming an interrupted run): items with those keys are passed over.
+        (resuming an interrupted run): items with those keys are passed over. Cached results
+        are yielded without touching the workers or the model.
         """
-        in_flight: dict[int, tuple[ScoreItem, FileBytes]] = {}
+        # (item, file bytes, cached result or None), in input order; filled by the reader below.
+        entries: collections.deque[tuple[ScoreItem, FileBytes, ScoreResult | None]] = collections.deque()
 
         def tasks() -> Iterator[FileTask]:
-            sent = 0
             for item in items:
                 file = item.read(self.config.limits)
                 if (item.path, file.sha256, item.prompt) in skip:
                     continue
-                in_flight[sent] = (item, file)
-                sent += 1
-                # An unreadable file still passes through the pool (with no bytes) to keep order.
-                yield FileTask(file.data, item.prompt)
+                cached = self._cached(item, file)
+                entries.append((item, file, cached))
+                if cached is None:
+                    # An unreadable file still passes through the pool (with no bytes) to keep order.
+                    yield FileTask(file.data, item.prompt)
 
-        for i, outcome in enumerate(self.pool.imap(tasks())):
-            item, file = in_flight.pop(i)
-            yield self._finish(item, file, file.error or outcome)
+        pending: list[tuple[ScoreItem, FileBytes, ScoreResult | Analysis | InputError]] = []
+        clip_batch = self.config.clip.batch_size if self.config.clip.enabled else 0
+        # The pool runs in a thread ahead of this loop, so workers render while CLIP runs here.
+        for outcome in _prefetch(self.pool.imap(tasks()), depth=4 * self._jobs):
+            while entries[0][2] is not None:
+                pending.append(entries.popleft())  # type: ignore[arg-type]
+            item, file, _ = entries.popleft()
+            pending.append((item, file, file.error or outcome))
+            if sum(isinstance(p[2], Analysis) for p in pending) >= clip_batch:
+                yield from self._finish(pending)
+                pending = []
+        pending.extend(entries)  # type: ignore[arg-type]  (all cached: the pool saw everything)
+        yield from self._finish(pending)
 
-    def _finish(self, item: ScoreItem, file: FileBytes, outcome: Analysis | InputError) -> ScoreResult:
+    def _cached(self, item: ScoreItem, file: FileBytes) -> ScoreResult | None:
+        if self._cache is None or file.error is not None:
+            return None
+        record = self._cache.get(self._cache.key(file.sha256, item.prompt, self.config_sha256, __version__))
+        return None if record is None else ScoreResult.from_dict({**record, "path": item.path})
+
+    def _finish(self, pending: list[tuple[ScoreItem, FileBytes, ScoreResult | Analysis | InputError]]) -> list[ScoreResult]:
+        """Results for a run of entries: CLIP for the analysed ones in one batch, then combine."""
+        analysed = [(item, outcome) for item, _, outcome in pending if isinstance(outcome, Analysis)]
+        clip_components: dict[int, Component] = {}
+        if analysed and self.config.clip.enabled:
+            clip = self._load_clip()
+            if isinstance(clip, ClipSimilarity):
+                found = clip.components([o.image for _, o in analysed], [i.prompt for i, _ in analysed])
+            else:
+                found = [unavailable_component(self.config.clip, clip)] * len(analysed)
+            clip_components = {id(o): c for (_, o), c in zip(analysed, found, strict=True)}
+        results = []
+        for item, file, outcome in pending:
+            if isinstance(outcome, ScoreResult):
+                results.append(outcome)
+                continue
+            result = self._result(item, file, outcome, clip_components.get(id(outcome)))
+            if self._cache is not None and cacheable(result.to_dict(), self.config.clip.enabled):
+                self._cache.put(self._cache.key(file.sha256, item.prompt, self.config_sha256, __version__), result.to_dict())
+            results.append(result)
+        return results
+
+    def _result(self, item: ScoreItem, file: FileBytes, outcome: Analysis | InputError, clip: Component | None) -> ScoreResult:
         error, render, components = None, None, {}
         if isinstance(outcome, InputError):
             error = ErrorInfo(outcome.code, outcome.message)
             score, summary = None, f"{error.code}: {error.message}"
         else:
-            if self.config.clip.enabled:
-                clip = self._load_clip()
-                components["clip"] = (
-                    clip.component(outcome.image, item.prompt)
-                    if isinstance(clip, ClipSimilarity)
-                    else unavailable_component(self.config.clip, clip)
-                )
+            if clip is not None:
+                components["clip"] = clip
             components.update(outcome.components)
             render = outcome.render
             score, summary = combine(components, self._gates)
@@ -164,6 +213,40 @@ class Scorer:
             clip=self.clip_info,
             svgscore_version=__version__,
         )
+
+
+def _prefetch(iterator: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Run ``iterator`` in a background thread, up to ``depth`` items ahead of the consumer."""
+    slots: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def pump() -> None:
+        try:
+            for value in itertools.chain(iterator, [end]):
+                while not stop.is_set():
+                    try:
+                        slots.put((True, value), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # noqa: BLE001  (re-raised in the consumer's thread)
+            slots.put((False, exc))
+
+    thread = threading.Thread(target=pump, name="svgscore-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, value = slots.get()
+            if not ok:
+                raise value
+            if value is end:
+                return
+            yield value
+    finally:
+        stop.set()
 
 
 def score_svg(svg: str | bytes, prompt: str = DEFAULT_PROMPT, config: ConfigSource = None, **kwargs: Any) -> ScoreResult:

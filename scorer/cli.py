@@ -17,11 +17,12 @@ import click
 
 from . import __version__
 from .api import Scorer
+from .cache import CACHE_ENV, ResultCache, default_cache_dir
 from .config import DEFAULT_PROMPT
 from .errors import UsageError
 from .inputs import discover, read_manifest
 from .measure.registry import available_checks
-from .record import ResultKey
+from .record import ResultKey, ScoreResult
 from .report import FORMATS, Report, resume_jsonl
 
 _PROGRESS_AFTER = 3  # files; fewer finish before a bar would be worth drawing
@@ -56,6 +57,8 @@ def main() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write results here instead of stdout.")
 @click.option("--clip-weights", type=click.Path(exists=True, dir_okay=False), help="Local open_clip checkpoint (also: SVGSCORE_CLIP_WEIGHTS).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: CPU count].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where CLIP runs [default: clip.device, auto].")
+@click.option("--no-cache", is_flag=True, help=f"Neither read nor write the result cache (${CACHE_ENV}, default ~/.cache/svgscore).")
 @click.option(
     "--resume",
     is_flag=True,
@@ -71,6 +74,8 @@ def score(
     output: Path | None,
     clip_weights: str | None,
     jobs: int | None,
+    device: str | None,
+    no_cache: bool,
     resume: bool,
 ) -> None:
     """Score SVG files and directories (recursively: *.svg, *.svgz).
@@ -86,10 +91,9 @@ def score(
         prompts = read_manifest(manifest) if manifest else {}
         items = discover(paths or [Path(p) for p in prompts], prompt, prompts)
         with contextlib.ExitStack() as stack:
-            scorer = stack.enter_context(Scorer(config_path, clip_weights=clip_weights, jobs=jobs))
-            clip = scorer.clip_info
-            state = "loaded" if clip.available else f"not counted ({clip.reason})"
-            click.echo(f"clip: {clip.model or 'off'} / {clip.pretrained or '-'}: {state}", err=True)
+            scorer = stack.enter_context(
+                Scorer(config_path, clip_weights=clip_weights, jobs=jobs, device=device, cache=not no_cache)
+            )
             done: set[ResultKey] = set()
             if resume:
                 kept = resume_jsonl(output)
@@ -99,13 +103,41 @@ def score(
             names = (["clip"] if scorer.config.clip.enabled else []) + list(scorer.config.checks)
             report = Report(fmt, stream, names)
             stack.callback(report.close)  # also on Ctrl-C: what was scored is written
-            for result in _with_progress(scorer.score_items(items, skip=done)):
+            for count, result in enumerate(_with_progress(scorer.score_items(items, skip=done))):
+                if count == 0:
+                    _say_clip(result)
                 report.add(result)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     except KeyboardInterrupt:
         click.echo("interrupted: records scored so far were written", err=True)
         sys.exit(130)
+
+
+def _say_clip(result: ScoreResult) -> None:
+    clip = result.clip
+    state = f"loaded on {clip.device}" if clip.available else f"not counted ({clip.reason})"
+    click.echo(f"clip: {clip.model or 'off'} / {clip.pretrained or '-'}: {state}", err=True)
+
+
+@main.group()
+def cache() -> None:
+    """The result cache: a record per (file bytes, prompt, config), reused by later runs."""
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Delete every cached result."""
+    store = ResultCache()
+    removed = store.clear()
+    store.close()
+    click.echo(f"removed {removed} cached results from {store.path}")
+
+
+@cache.command("path")
+def cache_path() -> None:
+    """Print where the cache lives."""
+    click.echo(str(default_cache_dir() / "results.sqlite3"))
 
 
 @main.command()

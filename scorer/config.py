@@ -66,6 +66,8 @@ class ClipConfig(_Strict):
         "a vector graphic of {prompt}",
     )
     calibration: Calibration = Calibration()
+    batch_size: int = Field(8, ge=1, le=1024)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
     def _templates_have_slot(self) -> ClipConfig:

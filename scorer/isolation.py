@@ -9,6 +9,7 @@ order so output is the same on every run.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing.connection
 import os
 import signal
@@ -121,6 +122,7 @@ class WorkerPool(Generic[T, R]):
         self._workers: list[_Worker] = []
         self.stats = PoolStats()
         self._startup_failures = 0
+        self._closed = False
 
     def __enter__(self) -> WorkerPool[T, R]:
         return self
@@ -129,6 +131,7 @@ class WorkerPool(Generic[T, R]):
         self.close()
 
     def close(self) -> None:
+        self._closed = True
         for worker in self._workers:
             worker.stop()
         self._workers.clear()
@@ -152,31 +155,48 @@ class WorkerPool(Generic[T, R]):
         return _Worker(process, conn)
 
     def imap(self, tasks: Iterable[T]) -> Iterator[R | InputError]:
-        """Results of ``tasks`` in input order; a failed task yields its :class:`InputError`."""
-        while len(self._workers) < self._jobs:
-            self._workers.append(self._spawn())
+        """Results of ``tasks`` in input order; a failed task yields its :class:`InputError`.
+
+        Workers start with the first task (a run with nothing to do starts none) and the loop
+        ends quietly if :meth:`close` is called from another thread meanwhile.
+        """
         pending = enumerate(tasks)
+        first = next(pending, None)
+        if first is None:
+            return
+        pending = itertools.chain([first], pending)
         exhausted = False
         done: dict[int, R | InputError] = {}
         next_out = 0
-        while True:
+        while not self._closed:
             # Keep every ready worker busy, but let no more than a few results wait for a slow one.
-            for worker in self._workers:
-                if worker.ready and worker.index is None and not exhausted and len(done) < 4 * self._jobs:
-                    task = next(pending, None)
-                    if task is None:
-                        exhausted = True
-                        break
-                    worker.index = task[0]
-                    worker.deadline = time.monotonic() + self._timeout_s
-                    worker.conn.send(task[1])
+            for worker in self._idle_workers():
+                if exhausted or len(done) >= 4 * self._jobs:
+                    break
+                task = next(pending, None)
+                if task is None:
+                    exhausted = True
+                    break
+                worker.index = task[0]
+                worker.deadline = time.monotonic() + self._timeout_s
+                worker.conn.send(task[1])
             busy = [w for w in self._workers if w.index is not None]
             if exhausted and not busy and next_out not in done:
                 return
-            self._collect(done)
+            try:
+                self._collect(done)
+            except (OSError, ValueError):
+                if self._closed:
+                    return  # closed under us: connections went away mid-wait
+                raise
             while next_out in done:
                 yield done.pop(next_out)
                 next_out += 1
+
+    def _idle_workers(self) -> list[_Worker]:
+        while len(self._workers) < self._jobs:
+            self._workers.append(self._spawn())
+        return [w for w in self._workers if w.ready and w.index is None]
 
     def _collect(self, done: dict[int, R | InputError]) -> None:
         now = time.monotonic()
@@ -218,4 +238,5 @@ class WorkerPool(Generic[T, R]):
 
     def _replace(self, i: int) -> None:
         self._workers[i].stop()
-        self._workers[i] = self._spawn()
+        if not self._closed:
+            self._workers[i] = self._spawn()

@@ -44,6 +44,7 @@ class ClipInfo:
     pretrained: str | None
     available: bool
     reason: str | None = None
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,12 @@ class ScoreResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScoreResult:
+        fields = dict(data)
+        fields["error"] = ErrorInfo(**data["error"]) if data.get("error") else None
+        fields["render"] = RenderInfo(**data["render"]) if data.get("render") else None
+        fields["clip"] = ClipInfo(**data["clip"])
+        fields["components"] = {name: Component(**c) for name, c in data["components"].items()}
+        return cls(**fields)

@@ -25,3 +25,9 @@ def structural() -> Scorer:
 def svg(body: str, view_box: str = "0 0 400 300", **attrs: str) -> str:
     extra = "".join(f' {k.replace("_", "-")}="{v}"' for k, v in attrs.items())
     return f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{view_box}"{extra}>{body}</svg>'
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory):
+    """Runs that enable the result cache write to a throwaway folder, never the user's."""
+    os.environ["SVGSCORE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ class ClipSimilarity:
     model: Any
     preprocess: Any
     tokenizer: Any
+    device: str
 
     def __post_init__(self) -> None:
         self._text_cache: dict[str, Any] = {}
@@ -44,33 +46,47 @@ class ClipSimilarity:
         if prompt not in self._text_cache:
             texts = [t.format(prompt=prompt) for t in self.config.templates]
             with torch.inference_mode():
-                features = self.model.encode_text(self.tokenizer(texts)).float()
+                features = self.model.encode_text(self.tokenizer(texts).to(self.device)).float().cpu()
             features = features / features.norm(dim=-1, keepdim=True)
             mean = features.mean(dim=0)
             self._text_cache[prompt] = mean / mean.norm()
         return self._text_cache[prompt]
 
-    def cosine(self, image: np.ndarray, prompt: str) -> float:
-        """Cosine similarity between an (H, W, 3) uint8 render and the prompt."""
+    def cosines(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> list[float]:
+        """Cosine similarity of each (H, W, 3) uint8 render with its prompt.
+
+        Images go through the model in batches padded to ``clip.batch_size``: CPU kernels pick
+        their code path by batch size, so a fixed size makes every image's embedding the same
+        bits whatever else was scored with it — and the same as scoring it alone.
+        """
         import torch
         from PIL import Image
 
-        pixels = self.preprocess(Image.fromarray(_square_on_white(image))).unsqueeze(0)
-        with torch.inference_mode():
-            features = self.model.encode_image(pixels).float()[0]
-        features = features / features.norm()
-        return float(features @ self._text_embedding(prompt))
+        size = self.config.batch_size
+        out: list[float] = []
+        for start in range(0, len(images), size):
+            chunk = images[start : start + size]
+            pixels = torch.stack([self.preprocess(Image.fromarray(_square_on_white(i))) for i in chunk])
+            if len(chunk) < size:
+                pixels = torch.cat([pixels, pixels.new_zeros((size - len(chunk), *pixels.shape[1:]))])
+            with torch.inference_mode():
+                features = self.model.encode_image(pixels.to(self.device)).float()[: len(chunk)].cpu()
+            features = features / features.norm(dim=-1, keepdim=True)
+            for feature, prompt in zip(features, prompts[start : start + size], strict=True):
+                out.append(float(feature @ self._text_embedding(prompt)))
+        return out
 
-    def component(self, image: np.ndarray, prompt: str) -> Component:
-        cos = self.cosine(image, prompt)
+    def components(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> list[Component]:
         low, high = self.config.calibration.low, self.config.calibration.high
-        value = min(1.0, max(0.0, (cos - low) / (high - low)))
-        return Component(
-            round(value, 6),
-            self.config.weight,
-            f"CLIP cosine {cos:.4f} between the render and the prompt; {low:g} or less → 0, {high:g} or more → 1",
-            {"cosine": round(cos, 6)},
-        )
+        return [
+            Component(
+                round(min(1.0, max(0.0, (cos - low) / (high - low))), 6),
+                self.config.weight,
+                f"CLIP cosine {cos:.4f} between the render and the prompt; {low:g} or less → 0, {high:g} or more → 1",
+                {"cosine": round(cos, 6)},
+            )
+            for cos in self.cosines(images, prompts)
+        ]
 
 
 def unavailable_component(config: ClipConfig, info: ClipInfo) -> Component:
@@ -102,13 +118,18 @@ def load_clip(config: ClipConfig, explicit_weights: str | os.PathLike[str] | Non
         import torch
     except ImportError as exc:
         return unavailable(f"open_clip/torch not installed ({exc.name}); install the 'clip' extra")
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        return unavailable("clip.device is cuda but torch sees no CUDA device")
     if config.model_config_file:
         problem = _model_config_problem(Path(config.model_config_file), config.model)
         if problem:
             return unavailable(problem)
         open_clip.add_model_config(config.model_config_file)
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=source)
+        model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=source, device=device)
         tokenizer = open_clip.get_tokenizer(config.model)
     except Exception as exc:  # noqa: BLE001  (hub, file and checkpoint errors come in many types)
         detail = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
@@ -116,8 +137,8 @@ def load_clip(config: ClipConfig, explicit_weights: str | os.PathLike[str] | Non
         return unavailable(f"cannot load {config.model} / {source}: {detail}{hint}")
     model.eval()
     torch.manual_seed(0)  # nothing random runs at inference; this pins any op that might
-    info = ClipInfo(model=config.model, pretrained=source, available=True)
-    return ClipSimilarity(config, info, model, preprocess, tokenizer)
+    info = ClipInfo(model=config.model, pretrained=source, available=True, reason=None, device=device)
+    return ClipSimilarity(config, info, model, preprocess, tokenizer, device)
 
 
 def _model_config_problem(path: Path, model: str) -> str | None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .config import Config
 from .load import load_svg
-from .measure.drawing import Drawing
+from .measure.drawing import OUTER_MARGIN, Drawing
 from .measure.registry import available_checks
 from .record import Component, RenderInfo
 from .render import render
@@ -42,8 +42,8 @@ def make_analyzer(config: Config) -> Callable[[FileTask], Analysis]:
 
     def analyze(task: FileTask) -> Analysis:
         svg = load_svg(task.data, config.limits)
-        raster = render(svg, config.render.size, backend=config.render.backend)
-        drawing = Drawing(svg, task.prompt, raster, config.render.backend)
+        drawing = Drawing(svg, task.prompt, render(svg, config.render.size, margin=OUTER_MARGIN, backend=config.render.backend))
+        raster = drawing.raster
         components = {}
         for name, check, params, weight in plan:
             if not check.applies_to(task.prompt):

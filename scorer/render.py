@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import math
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,9 +50,10 @@ class Raster:
     @cached_property
     def on_white(self) -> np.ndarray:
         """The picture a viewer sees on a white page: (H, W, 3) uint8."""
-        alpha = self.rgba[..., 3:4].astype(np.float32) / 255.0
-        rgb = self.rgba[..., :3].astype(np.float32)
-        return np.rint(rgb * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+        alpha = self.rgba[..., 3:4].astype(np.uint16)
+        rgb = self.rgba[..., :3].astype(np.uint16)
+        # Integer "over" onto white, rounded to nearest: (c·a + 255·(255 − a) + 127) / 255.
+        return ((rgb * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
 
     def sha256(self) -> str:
         digest = hashlib.sha256(f"{self.width}x{self.height}:".encode())
@@ -59,6 +62,20 @@ class Raster:
 
     def to_canvas(self, px: float, py: float) -> tuple[float, float]:
         return self.window.x + px / self.scale, self.window.y + py / self.scale
+
+    def pixel_box(self, area: Canvas) -> tuple[int, int, int, int]:
+        """Pixel bounds ``(x0, y0, x1, y1)`` of ``area``, widened to whole pixels."""
+        sx, sy = self.width / self.window.width, self.height / self.window.height
+        return (
+            math.floor(round((area.x - self.window.x) * sx, 6)),
+            math.floor(round((area.y - self.window.y) * sy, 6)),
+            math.ceil(round((area.x + area.width - self.window.x) * sx, 6)),
+            math.ceil(round((area.y + area.height - self.window.y) * sy, 6)),
+        )
+
+    def crop_to(self, area: Canvas) -> Raster:
+        x0, y0, x1, y1 = self.pixel_box(area)
+        return Raster(rgba=self.rgba[y0:y1, x0:x1], window=area)
 
 
 def _box(c: Canvas) -> str:
@@ -71,17 +88,20 @@ def output_size(window: Canvas, size: int) -> tuple[int, int]:
     return max(1, round(window.width * scale)), max(1, round(window.height * scale))
 
 
-def render(svg: LoadedSvg, size: int, window: Canvas | None = None, backend: Backend = "cairosvg") -> Raster:
-    """Rasterize ``svg`` showing ``window`` (default: its canvas) with the longer side ``size`` px."""
+def render(svg: LoadedSvg, size: int, *, margin: int = 0, backend: Backend = "cairosvg") -> Raster:
+    """Rasterize ``svg``'s canvas with its longer side ``size`` px, plus ``margin`` canvas-sizes
+    of its surroundings on every side at the same scale (see :meth:`Raster.crop_to`)."""
     canvas = svg.canvas
-    window = window or canvas
-    width, height = output_size(window, size)
+    canvas_width, canvas_height = output_size(canvas, size)
+    span = 1 + 2 * margin
+    width, height = canvas_width * span, canvas_height * span
+    window = canvas.expanded(margin)
     root = copy.deepcopy(svg.root)
     # Pixel sizes are rounded, so stretch the last fraction of a pixel rather than letterbox:
     # that keeps the pixel ↔ canvas mapping exact for the raster checks.
     root.set("preserveAspectRatio", "none")
     root.set("viewBox", _box(canvas))
-    if window == canvas:
+    if margin == 0:
         root.set("width", str(width))
         root.set("height", str(height))
     else:
@@ -118,16 +138,34 @@ def _png_to_rgba(png: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGBA"))
 
 
+def unpremultiply_bgra(bgra: np.ndarray) -> np.ndarray:
+    """Cairo's premultiplied native-endian ARGB32 (BGRA bytes here) → straight RGBA.
+
+    Rounds as cairo's own PNG writer does, ``(c·255 + a/2) / a``, so results match a PNG
+    round trip bit for bit without paying for the encode and decode.
+    """
+    alpha = bgra[..., 3].astype(np.uint32)
+    safe = np.maximum(alpha, 1)[..., None]
+    rgb = (bgra[..., 2::-1].astype(np.uint32) * 255 + safe // 2) // safe
+    rgb[alpha == 0] = 0
+    return np.dstack([rgb.astype(np.uint8), bgra[..., 3]])
+
+
 def _rasterize_cairosvg(document: bytes) -> np.ndarray:
+    import cairosvg.parser
     import cairosvg.surface
     from cairosvg.url import safe_fetch
 
-    png = cairosvg.surface.PNGSurface.convert(
-        bytestring=document,
-        url_fetcher=safe_fetch,  # data: URLs only; everything else becomes an empty image
-        unsafe=False,
-    )
-    return _png_to_rgba(png)
+    # data: URLs only; every other reference becomes an empty image.
+    tree = cairosvg.parser.Tree(bytestring=document, url_fetcher=safe_fetch, unsafe=False)
+    surface = cairosvg.surface.PNGSurface(tree, None, 96)  # draws; output None: no PNG written
+    image = surface.cairo
+    image.flush()
+    stride, height, width = image.get_stride(), image.get_height(), image.get_width()
+    pixels = np.frombuffer(image.get_data(), dtype=np.uint8).reshape(height, stride // 4, 4)[:, :width]
+    if sys.byteorder != "little":
+        pixels = pixels[..., ::-1]  # ARGB32 is native-endian: big-endian hosts store A,R,G,B
+    return unpremultiply_bgra(pixels)
 
 
 def _local_only(document: bytes) -> str:

@@ -45,8 +45,7 @@ def test_backends_agree_on_a_simple_drawing():
 @needs_resvg
 def test_backends_agree_on_the_off_canvas_window():
     loaded = _load(svg('<rect x="-200" y="0" width="300" height="300" fill="red"/>'))
-    window = loaded.canvas.expanded(1.0)
-    cairo, resvg = (render(loaded, 224, window, backend=b) for b in ("cairosvg", "resvg"))
+    cairo, resvg = (render(loaded, 224, margin=1, backend=b) for b in ("cairosvg", "resvg"))
     assert cairo.rgba.shape == resvg.rgba.shape
     diff = np.abs(cairo.on_white.astype(np.int16) - resvg.on_white.astype(np.int16))
     assert diff.mean() < 1.0

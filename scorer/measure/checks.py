@@ -97,16 +97,12 @@ def closed_paths(drawing: Drawing, _: NoParams) -> Measurement:
 
 @check("within_canvas", "share of the visible content that lies inside the viewBox rather than off-canvas")
 def within_canvas(drawing: Drawing, _: NoParams) -> Measurement:
-    outer = drawing.outer_raster
-    rgb = outer.on_white
+    surround = drawing.surround
+    rgb = surround.on_white
     # Off-canvas pixels in the canvas background colour are an oversized backdrop, not content.
     content = differs_from(rgb, np.array([255, 255, 255])) & differs_from(rgb, drawing.background)
-    canvas = drawing.svg.canvas
     # Pixels the canvas edge passes through count as inside: they hold anti-aliased edges.
-    x0 = math.floor((canvas.x - outer.window.x) * outer.scale)
-    y0 = math.floor((canvas.y - outer.window.y) * outer.scale)
-    x1 = math.ceil((canvas.x + canvas.width - outer.window.x) * outer.scale)
-    y1 = math.ceil((canvas.y + canvas.height - outer.window.y) * outer.scale)
+    x0, y0, x1, y1 = surround.pixel_box(drawing.svg.canvas)
     total = int(content.sum())
     inside = int(content[y0:y1, x0:x1].sum())
     if total == 0:

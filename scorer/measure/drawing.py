@@ -7,24 +7,27 @@ from functools import cached_property
 
 import numpy as np
 
-from ..config import Backend
 from ..load import LoadedSvg
-from ..render import Raster, render
+from ..render import Raster
 from .geometry import Geometry, extract_geometry
 
 # A pixel is content when some channel differs from the background colour by more than this
 # (0–255): above anti-aliasing fringes and JPEG-like noise, below any deliberate colour.
 CONTENT_DELTA = 24
-# How far around the canvas the off-canvas render looks, in canvas sizes per side.
-OUTER_MARGIN = 1.0
+# How far around the canvas the render looks (for off-canvas content), in canvas sizes per side.
+OUTER_MARGIN = 1
 
 
 @dataclass
 class Drawing:
     svg: LoadedSvg
     prompt: str
-    raster: Raster  # the main render: the canvas at the configured size
-    backend: Backend = "cairosvg"
+    surround: Raster  # the canvas and OUTER_MARGIN around it, at the configured scale
+
+    @cached_property
+    def raster(self) -> Raster:
+        """The canvas alone: what a viewer sees, and what CLIP is shown."""
+        return self.surround.crop_to(self.svg.canvas)
 
     @cached_property
     def geometry(self) -> Geometry:
@@ -38,12 +41,6 @@ class Drawing:
     @cached_property
     def content_mask(self) -> np.ndarray:
         return differs_from(self.raster.on_white, self.background)
-
-    @cached_property
-    def outer_raster(self) -> Raster:
-        """The canvas and a margin around it, at the same pixel size: shows off-canvas content."""
-        size = max(self.raster.width, self.raster.height)
-        return render(self.svg, size, self.svg.canvas.expanded(OUTER_MARGIN), self.backend)
 
 
 def dominant_border_colour(rgb: np.ndarray) -> np.ndarray:

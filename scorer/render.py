@@ -92,6 +92,9 @@ def render(svg: LoadedSvg, size: int, *, margin: int = 0, backend: Backend = "ca
     """Rasterize ``svg``'s canvas with its longer side ``size`` px, plus ``margin`` canvas-sizes
     of its surroundings on every side at the same scale (see :meth:`Raster.crop_to`)."""
     canvas = svg.canvas
+    if not all(map(math.isfinite, (canvas.x, canvas.y, canvas.width, canvas.height))):
+        # e.g. viewBox="0 0 1e400 1e400": parses as inf, and no pixel size can be derived from it.
+        raise RenderError(f"the canvas is not finite (viewBox or size {_box(canvas)})")
     canvas_width, canvas_height = output_size(canvas, size)
     span = 1 + 2 * margin
     width, height = canvas_width * span, canvas_height * span

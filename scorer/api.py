@@ -107,10 +107,12 @@ class Scorer:
     def score_svg(self, svg: str | bytes, prompt: str = DEFAULT_PROMPT, *, path: str | None = None) -> ScoreResult:
         """Score one SVG document given as text or bytes."""
         data = svg.encode("utf-8") if isinstance(svg, str) else svg
-        return next(self.score_items([ScoreItem(path=path, prompt=prompt, data=data)]))
+        [result] = self.score_items([ScoreItem(path=path, prompt=prompt, data=data)])
+        return result
 
     def score_file(self, path: str | os.PathLike[str], prompt: str = DEFAULT_PROMPT) -> ScoreResult:
-        return next(self.score_items([ScoreItem(path=str(path), prompt=prompt)]))
+        [result] = self.score_items([ScoreItem(path=str(path), prompt=prompt)])
+        return result
 
     def score_dir(
         self,
@@ -234,6 +236,12 @@ def _prefetch(iterator: Iterator[Any], depth: int) -> Iterator[Any]:
                     return
         except BaseException as exc:  # noqa: BLE001  (re-raised in the consumer's thread)
             slots.put((False, exc))
+        finally:
+            # The consumer stopped early (or we are done): end the source here, in its own
+            # thread, so a worker pool it drives is free for the next run at once.
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
 
     thread = threading.Thread(target=pump, name="svgscore-prefetch", daemon=True)
     thread.start()

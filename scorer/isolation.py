@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -123,6 +124,7 @@ class WorkerPool(Generic[T, R]):
         self.stats = PoolStats()
         self._startup_failures = 0
         self._closed = False
+        self._running = threading.Lock()
 
     def __enter__(self) -> WorkerPool[T, R]:
         return self
@@ -158,8 +160,19 @@ class WorkerPool(Generic[T, R]):
         """Results of ``tasks`` in input order; a failed task yields its :class:`InputError`.
 
         Workers start with the first task (a run with nothing to do starts none) and the loop
-        ends quietly if :meth:`close` is called from another thread meanwhile.
+        ends quietly if :meth:`close` is called from another thread meanwhile. One run at a
+        time: a second ``imap`` waits until the first ends or is closed, and closing a run early
+        stops the workers still busy with it, so its late results never reach the next run.
         """
+        with self._running:
+            try:
+                yield from self._run(tasks)
+            finally:
+                for i, worker in enumerate(self._workers):
+                    if worker.index is not None:
+                        self._replace(i)
+
+    def _run(self, tasks: Iterable[T]) -> Iterator[R | InputError]:
         pending = enumerate(tasks)
         first = next(pending, None)
         if first is None:

@@ -91,16 +91,33 @@ def load_svg(data: bytes, limits: Limits) -> LoadedSvg:
     return LoadedSvg(root=root, canvas=canvas_of(root), strict=repair is None, repair=repair)
 
 
+class _NothingOutside(etree.Resolver):
+    """Answers every external load (DTD subset, parameter entity, XInclude) with nothing.
+
+    ``load_dtd=False`` alone is not enough: with ``collect_ids=False`` libxml2 still loads the
+    external subset and external parameter entities, so no file or URL is ever opened at all.
+    """
+
+    def resolve(self, system_url, public_id, context):  # noqa: ARG002 - lxml's signature
+        return self.resolve_string("", context)
+
+
+# libxml2 refuses these itself, while parsing, before our own entity check sees the tree.
+_ENTITY_ATTACKS = ("entity amplification", "entity reference loop", "network entity")
+
+
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
+    parser = etree.XMLParser(
         resolve_entities=False,
         load_dtd=False,
         no_network=True,
         huge_tree=False,
         remove_comments=True,
         remove_pis=True,
-        collect_ids=False,
+        collect_ids=False,  # duplicate ids are common in generated SVG and harmless to us
     )
+    parser.resolvers.add(_NothingOutside())
+    return parser
 
 
 def _parse(data: bytes) -> tuple[etree._Element, str | None]:
@@ -109,6 +126,8 @@ def _parse(data: bytes) -> tuple[etree._Element, str | None]:
     except etree.XMLSyntaxError as exc:
         if "Excessive depth" in str(exc):
             raise TooDeepError(f"elements nested deeper than the XML parser allows: {exc}") from None
+        if any(sign in str(exc) for sign in _ENTITY_ATTACKS):
+            raise UnsafeSvgError(f"XML entity attack refused by the parser: {exc}") from None
         # LLMs often write xlink:href without declaring xlink; browsers showing SVG inline
         # in HTML accept that, so we repair exactly that slip and note it.
         if "Namespace prefix xlink" not in str(exc):

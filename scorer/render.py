@@ -154,10 +154,29 @@ def unpremultiply_bgra(bgra: np.ndarray) -> np.ndarray:
     return np.dstack([rgb.astype(np.uint8), bgra[..., 3]])
 
 
+def _draw_known_markers(surface, node) -> None:
+    """cairosvg's ``draw_markers``, minus the crash on a marker ``url()`` naming no ``<marker>``.
+
+    cairosvg 2.9 raises AttributeError for such a reference (an external one, or a dangling
+    ``url(#missing)`` that generated SVG often has), losing the whole drawing; browsers and resvg
+    draw the path without the marker, so we do too. Properties come from attributes and CSS alike
+    by the time cairosvg draws, so this is the one place that sees them all.
+    """
+    from cairosvg.path import draw_markers
+    from cairosvg.url import parse_url
+
+    for name in ("marker", "marker-start", "marker-mid", "marker-end"):
+        if name in node and parse_url(node[name]).fragment not in surface.markers:
+            node[name] = ""
+    draw_markers(surface, node)
+
+
 def _rasterize_cairosvg(document: bytes) -> np.ndarray:
     import cairosvg.parser
     import cairosvg.surface
     from cairosvg.url import safe_fetch
+
+    cairosvg.surface.draw_markers = _draw_known_markers
 
     # data: URLs only; every other reference becomes an empty image.
     tree = cairosvg.parser.Tree(bytestring=document, url_fetcher=safe_fetch, unsafe=False)
@@ -195,7 +214,9 @@ def _rasterize_resvg(document: bytes) -> np.ndarray:
     # Second wall: relative paths would resolve inside an empty directory.
     with tempfile.TemporaryDirectory(prefix="svgscore-resvg-") as empty:
         try:
-            png = resvg_py.svg_to_bytes(svg_string=svg, resources_dir=empty)
+            # resvg-py's own defaults differ from resvg's: dpi 0 would turn mm/cm/in/pt lengths
+            # into 0, and no languages would make every systemLanguage test false.
+            png = resvg_py.svg_to_bytes(svg_string=svg, resources_dir=empty, dpi=96.0, languages=["en"])
         except BaseException as exc:
             # A Rust panic surfaces as pyo3's PanicException, a BaseException: make it an
             # ordinary error so it becomes a render_error row like any other renderer failure.

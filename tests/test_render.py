@@ -52,6 +52,22 @@ def test_backends_agree_on_the_off_canvas_window():
 
 
 @needs_resvg
+def test_backends_agree_on_physical_units_and_language_switches():
+    # resvg-py defaults to dpi 0 and no languages; svgscore sets 96 dpi (as cairosvg) and "en".
+    body = (
+        '<rect x="5mm" y="5mm" width="40mm" height="30mm" fill="#3366cc"/>'
+        '<switch><rect systemLanguage="en" x="200" y="150" width="150" height="100" fill="green"/>'
+        '<rect x="200" y="150" width="150" height="100" fill="red"/></switch>'
+    )
+    loaded = _load(svg(body))
+    cairo, resvg = (render(loaded, 224, backend=b) for b in ("cairosvg", "resvg"))
+    assert tuple(resvg.rgba[40, 40]) == (0x33, 0x66, 0xCC, 255)  # inside the mm-sized rect
+    assert tuple(resvg.rgba[110, 150]) == (0, 128, 0, 255)  # the English branch of the switch
+    diff = np.abs(cairo.on_white.astype(np.int16) - resvg.on_white.astype(np.int16))
+    assert (diff.max(axis=-1) > 32).mean() < 0.02
+
+
+@needs_resvg
 def test_resvg_keeps_straight_alpha():
     raster = render(_load(svg('<rect width="400" height="300" fill="#ff0000" fill-opacity="0.5"/>')), 64, backend="resvg")
     r, g, b, a = raster.rgba[32, 32]
@@ -106,3 +122,18 @@ def test_data_urls_still_render(backend):
     href = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
     raster = render(_load(svg(f'<image href="{href}" width="400" height="300"/>')), 64, backend=backend)
     assert tuple(raster.rgba[24, 32]) == (0, 0, 255, 255)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_marker_naming_no_marker_draws_the_path_without_it(backend):
+    # cairosvg 2.9 alone raised AttributeError on these, losing the whole drawing.
+    body = (
+        '<defs><marker id="dot" markerWidth="4" markerHeight="4"><circle cx="2" cy="2" r="2"/></marker></defs>'
+        '<style>.arrow { marker-end: url(#missing-in-css); }</style>'
+        '<path d="M 20 50 L 380 50" stroke="black" stroke-width="8" marker-start="url(#nowhere)"/>'
+        '<path class="arrow" d="M 20 150 L 380 150" stroke="black" stroke-width="8" marker-mid="url(#dot)"/>'
+        '<path d="M 20 250 L 380 250" stroke="black" stroke-width="8" marker-end="url(http://127.0.0.1:9/m.svg#m)"/>'
+    )
+    raster = render(_load(svg(body)), 200, backend=backend)
+    for y in (25, 75, 125):  # the three strokes, at 200/400 scale
+        assert raster.on_white[y, 100].max() < 64

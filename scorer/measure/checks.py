@@ -74,7 +74,7 @@ def element_count(drawing: Drawing, params: ElementCountParams) -> Measurement:
         value, why = params.max_elements / n, f"above {params.max_elements}: noise rather than drawing"
     else:
         value, why = 1.0, f"within [{params.full_at}, {params.max_elements}]"
-    note = " (walk stopped at the shape cap)" if geometry.truncated else ""
+    note = " (walk stopped at the shape or element-visit cap)" if geometry.truncated else ""
     return Measurement(value, f"{n} drawn elements, {why}{note}", {"elements": n})
 
 

@@ -24,6 +24,9 @@ TEXT_TAGS = frozenset({"text"})
 _CONTAINERS = frozenset({"g", "a", "switch", "svg"})
 # Largest number of shapes one drawing may expand to through <use>; stops exponential chains.
 MAX_SHAPES = 20_000
+# Largest number of elements one walk may reach, <use> expansions included: a chain whose
+# leaves draw nothing never reaches MAX_SHAPES, yet can fan out to 10^10 visits.
+MAX_VISITS = 200_000
 _CIRCLE_SAMPLES = 48
 _SEGMENT_SAMPLES = 24
 
@@ -78,7 +81,7 @@ class Shape:
 class Geometry:
     shapes: tuple[Shape, ...]
     texts: tuple[str, ...]  # visible text content, one entry per text element
-    truncated: bool  # True when MAX_SHAPES stopped the walk
+    truncated: bool  # True when MAX_SHAPES or MAX_VISITS stopped the walk
 
 
 def extract_geometry(root: etree._Element, canvas: Canvas) -> Geometry:
@@ -118,6 +121,7 @@ class _Walker:
         self.shapes: list[Shape] = []
         self.texts: list[str] = []
         self.truncated = False
+        self.visits = 0
 
     def visit_children(self, el: etree._Element, ctm: np.ndarray, using: frozenset[str]) -> None:
         for child in el:
@@ -126,6 +130,10 @@ class _Walker:
             self.visit(child, ctm, using)
 
     def visit(self, el: etree._Element, ctm: np.ndarray, using: frozenset[str]) -> None:
+        self.visits += 1
+        if self.visits > MAX_VISITS:
+            self.truncated = True
+            return
         tag = _local(el)
         if not tag or _hidden(el):
             return

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # tests are offline by design, so they say so up front. Real weights: SVGSCORE_CLIP_WEIGHTS.
 OFFLINE := HF_HUB_OFFLINE=1
 
-.PHONY: install demo test robustness clean
+.PHONY: install demo test robustness bench clean
 
 install: $(STAMP)
 
@@ -30,6 +30,12 @@ test: $(STAMP)
 # also writes the figures as JSON.
 robustness: $(STAMP)
 	$(OFFLINE) $(BIN)/python scripts/robustness.py
+
+# Throughput against a hand-written CLIP loop and against CLIP's own forward pass, cache
+# cold/warm, structural-only, time to first result, peak RSS and RSS while streaming (~10 min
+# on 2 cores). BENCH_FILES (default 300), BENCH_STREAM (default 10000), BENCH_JSON=path.
+bench: $(STAMP)
+	$(OFFLINE) $(BIN)/python scripts/bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

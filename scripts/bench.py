@@ -1,0 +1,631 @@
+#!/usr/bin/env python3
+"""``make bench``: how fast svgscore is, against a hand-written loop and against CLIP alone.
+
+One run measures, on the same inputs — ``fixtures/{ladder,other_prompt,decoy}`` plus the LLM
+pelican SVGs of the shared corpus (``../shared/corpus/``: simonw, youngbrioche, jlebensold,
+Rmohid), cycled to ``BENCH_FILES`` files (default 300) and copied into a temporary folder under
+distinct names, each repeat with a trailing XML comment so that no two files have the same
+bytes (the result cache must not see a repeat as a hit):
+
+* **naive** — the loop a user would write: per file ``cairosvg.svg2png`` at 224 px → PIL →
+  open_clip preprocess → ``encode_image`` on a batch of 1, the prompt tokenised and encoded
+  again for every file, cosine. ViT-B-32 with random weights (weight values do not change
+  speed), ``torch.set_num_threads(<cores>)``.
+* **bound** — the CLIP image forward alone on pre-rendered, preprocessed tensors, at the best
+  of batch sizes 1, 8, 16, 32: the ceiling for anything that runs ViT-B-32 on this CPU.
+* **svgscore cold / warm** — ``Scorer(cache=<empty folder>)`` with CLIP on the same random
+  ViT-B-32, loaded the way a user loads a local checkpoint (``clip_weights=<state_dict file>``),
+  then a second run on the same cache folder.
+* **structural** — CLIP disabled, cache off; its fresh process also gives the time to the first
+  result (from ``Scorer(...)`` to the first yielded result).
+* **stream** — CLIP disabled, cache off, in-memory ladder SVGs cycled for ``BENCH_STREAM``
+  results (default 10,000): the scorer's resident memory after 1,000 and after all results.
+
+Every phase runs in its own fresh process (``bench.py --phase NAME``, printing JSON), so each
+peak RSS is that phase's own. "End to end" rates are files / wall time in that fresh process
+from *before importing* the libraries (torch/open_clip/cairosvg for naive, scorer for
+svgscore) to the last result, so model building and worker start-up are inside for both;
+loop-only rates are given too. ``BENCH_JSON=path`` also writes the figures as JSON.
+Exit status 0 when every target is met, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CORPUS = SHARED / "corpus"
+CORPUS_SETS = (
+    "simonw__pelican-bicycle",
+    "youngbrioche__agentic-pelican-on-a-bicycle",
+    "jlebensold__pelican-benchmark",
+    "Rmohid__svg-model-compare",
+)
+FIXTURE_SETS = ("ladder", "other_prompt", "decoy")
+DEFAULT_PROMPT = "a pelican riding a bicycle"  # = scorer.DEFAULT_PROMPT; not imported: the parent stays light
+MODEL = "ViT-B-32"
+BATCH_SIZES = (1, 8, 16, 32)
+BOUND_IMAGES = 64  # distinct preprocessed images for the bound; each batch size runs this many...
+BOUND_S = 8.0  # ...or for this long, whichever comes first
+CORES = os.cpu_count() or 1
+BUDGET_S = 570.0  # the whole run; the stream phase gets what the others leave
+
+# Targets.
+MIN_VS_NAIVE = 2.5
+MIN_VS_BOUND = 0.8
+MIN_STRUCTURAL_FPS = 40.0
+MIN_WARM_SPEEDUP = 20.0
+MAX_FIRST_RESULT_S = 2.0
+MAX_PEAK_RSS_MB = 1536.0
+MAX_STREAM_GROWTH_MB = 50.0
+
+
+# -- helpers shared by the phases ---------------------------------------------------------------
+
+
+def _rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
+    """Current (``VmRSS``) or peak (``VmHWM``) resident set size of a process, from /proc; 0 if gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _usage() -> dict[str, float]:
+    """Peak RSS (MB) and CPU seconds of this process and of its waited-for children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "parent_peak_rss_mb": me.ru_maxrss / 1024,
+        "child_peak_rss_mb": kids.ru_maxrss / 1024,  # the largest single child (a worker)
+        "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
+    }
+
+
+class _TreeRss:
+    """Samples the summed RSS of this process and the scorer's workers, and each worker's peak.
+
+    Workers' own peaks come from /proc (``VmHWM``): ``RUSAGE_CHILDREN`` is no good here, as
+    ``import torch`` forks ``ldconfig`` from the already large parent, and that child's
+    inherited RSS (~440 MB) becomes the "largest child".
+    """
+
+    def __init__(self, pids: Callable[[], list[int]], every_s: float = 0.1) -> None:
+        self.peak_mb = 0.0
+        self.worker_peaks: dict[int, float] = {}
+        self._pids, self._every = pids, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.sample()
+
+    def sample(self) -> None:
+        try:
+            pids = self._pids()
+        except Exception:  # noqa: BLE001  (the pool changes under us)
+            return
+        self.peak_mb = max(self.peak_mb, _rss_mb() + sum(_rss_mb(p) for p in pids))
+        for pid in pids:
+            self.worker_peaks[pid] = max(self.worker_peaks.get(pid, 0.0), _rss_mb(pid, "VmHWM"))
+
+    def __enter__(self) -> _TreeRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()  # the last word, while the workers are still there
+
+
+def _worker_pids(scorer: Any) -> list[int]:
+    pool = scorer._pool  # bench-only peek: which worker processes to sample
+    return [] if pool is None else [w.process.pid for w in list(pool._workers)]
+
+
+def _load_items(manifest: Path) -> list[tuple[str, str]]:
+    return [(row["path"], row["prompt"]) for row in json.loads(manifest.read_text(encoding="utf-8"))]
+
+
+# -- phases (each in its own process) -----------------------------------------------------------
+
+
+def phase_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
+    """Save a random-weight ViT-B-32 as a local checkpoint: what a user passes as --clip-weights."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model = open_clip.create_model(MODEL, pretrained=None)
+    torch.save({k: v.detach().contiguous() for k, v in model.state_dict().items()}, args.out)
+    return {"checkpoint": args.out, "mb": Path(args.out).stat().st_size / 2**20}
+
+
+def phase_naive(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    import io
+
+    import cairosvg
+    import open_clip
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    torch.set_num_threads(CORES)
+    model, _, preprocess = open_clip.create_model_and_transforms(MODEL, pretrained=None)
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(MODEL)
+    items = _load_items(Path(args.manifest))
+    loop_started = time.perf_counter()
+    failures = 0
+    for path, prompt in items:
+        try:
+            png = cairosvg.svg2png(bytestring=Path(path).read_bytes(), output_width=224)
+            image = preprocess(Image.open(io.BytesIO(png))).unsqueeze(0)
+        except Exception:  # noqa: BLE001  (a user's loop skips what does not render)
+            failures += 1
+            continue
+        with torch.no_grad():
+            image_features = model.encode_image(image)
+            text_features = model.encode_text(tokenizer([prompt]))
+        F.cosine_similarity(image_features, text_features).item()
+    ended = time.perf_counter()
+    return {
+        "files": len(items),
+        "failed": failures,
+        "wall_s": ended - started,
+        "setup_s": loop_started - started,
+        "fps": len(items) / (ended - started),
+        "loop_fps": len(items) / (ended - loop_started),
+        **_usage(),
+    }
+
+
+def phase_bound(args: argparse.Namespace) -> dict[str, Any]:
+    import io
+
+    import cairosvg
+    import open_clip
+    import torch
+    from PIL import Image
+
+    torch.set_num_threads(CORES)
+    model, _, preprocess = open_clip.create_model_and_transforms(MODEL, pretrained=None)
+    model.eval()
+    tensors = []
+    for path, _ in _load_items(Path(args.manifest)):
+        try:
+            png = cairosvg.svg2png(bytestring=Path(path).read_bytes(), output_width=224)
+            tensors.append(preprocess(Image.open(io.BytesIO(png))))
+        except Exception:  # noqa: BLE001
+            continue
+        if len(tensors) == BOUND_IMAGES:
+            break
+    pixels = torch.stack(tensors)
+    rates = {}
+    with torch.inference_mode():
+        for size in BATCH_SIZES:
+            batch = torch.cat([pixels] * -(-size // len(pixels)))[:size]
+            model.encode_image(batch)  # warm-up: the first call at a shape pays one-off costs
+            # Each batch size runs until it has seen BOUND_IMAGES images or BOUND_S seconds (≥ 1 batch).
+            done, t = 0, time.perf_counter()
+            while done < BOUND_IMAGES and (done == 0 or time.perf_counter() - t < BOUND_S):
+                start = done % len(pixels)
+                batch = torch.cat([pixels[start:], pixels] * -(-size // len(pixels)))[:size]
+                model.encode_image(batch)
+                done += size
+            rates[size] = done / (time.perf_counter() - t)
+    best = max(rates, key=rates.__getitem__)
+    return {"images": len(tensors), "rates": rates, "best_batch": best, "fps": rates[best], **_usage()}
+
+
+def phase_svgscore(args: argparse.Namespace) -> dict[str, Any]:
+    """Score the files once with CLIP on, through the result cache in ``args.cache``."""
+    started = time.perf_counter()
+    import scorer.api
+    from scorer import ScoreItem, Scorer
+
+    # Measurement only: time spent loading CLIP and in its forward passes (in this process).
+    spent = {"clip_load_s": 0.0, "clip_s": 0.0}
+
+    def timed(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[key] += time.perf_counter() - t
+
+        return wrapper
+
+    scorer.api.load_clip = timed(scorer.api.load_clip, "clip_load_s")
+    scorer.api.ClipSimilarity.cosines = timed(scorer.api.ClipSimilarity.cosines, "clip_s")
+
+    items = [ScoreItem(path=p, prompt=q) for p, q in _load_items(Path(args.manifest))]
+    config = {"clip": {"model": MODEL}}
+    created = time.perf_counter()
+    first = None
+    statuses: dict[str, int] = {}
+    clip_values = 0
+    with Scorer(config, cache=args.cache, clip_weights=args.weights) as svgscore:
+        with _TreeRss(lambda: _worker_pids(svgscore)) as tree:
+            for result in svgscore.score_items(items):
+                if first is None:
+                    first = time.perf_counter()
+                statuses[result.status] = statuses.get(result.status, 0) + 1
+                clip = result.components.get("clip")
+                clip_values += clip is not None and clip.value is not None
+        worker_peaks = sorted(tree.worker_peaks.values(), reverse=True)
+        pool = svgscore._pool
+        analysed = len(pool.stats.seconds) if pool is not None else 0
+        worker_s = sum(pool.stats.seconds) if pool is not None else 0.0
+        jobs = svgscore._jobs
+    ended = time.perf_counter()
+    return {
+        "files": len(items),
+        "statuses": statuses,
+        "clip_scored": clip_values,  # results with a CLIP value: proves CLIP really ran (or was cached)
+        "analysed": analysed,  # files that went through the workers (the rest came from the cache)
+        "jobs": jobs,
+        "wall_s": ended - started,
+        "import_s": created - started,
+        "first_result_s": (first or ended) - created,
+        "fps": len(items) / (ended - started),
+        "steady_fps": (len(items) - 1) / (ended - first) if first and ended > first else None,
+        "worker_s": worker_s,
+        "tree_peak_rss_mb": tree.peak_mb,
+        "worker_peak_rss_mb": worker_peaks[:jobs],  # VmHWM of the largest `jobs` workers
+        **spent,
+        **_usage(),
+    }
+
+
+def phase_structural(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    from scorer import ScoreItem, Scorer
+
+    items = [ScoreItem(path=p, prompt=q) for p, q in _load_items(Path(args.manifest))]
+    imported = time.perf_counter()
+    first = first_epoch = None
+    with Scorer({"clip": {"enabled": False}}, cache=False) as svgscore:
+        for _ in svgscore.score_items(items):
+            if first is None:
+                first, first_epoch = time.perf_counter(), time.time()
+        worker_s = sum(svgscore._pool.stats.seconds) if svgscore._pool else 0.0
+    ended = time.perf_counter()
+    return {
+        "files": len(items),
+        "wall_s": ended - started,
+        "import_s": imported - started,
+        "first_result_s": (first or ended) - imported,
+        "first_result_epoch": first_epoch,
+        "fps": len(items) / (ended - started),
+        "worker_s": worker_s,
+        **_usage(),
+    }
+
+
+def phase_stream(args: argparse.Namespace) -> dict[str, Any]:
+    """Structural scoring of in-memory ladder SVGs, cycled; this process's RSS along the way."""
+    from scorer import ScoreItem, Scorer
+
+    ladder = [p.read_bytes() for p in sorted((ROOT / "fixtures" / "ladder").glob("*.svg"))]
+    total, deadline = args.count, time.perf_counter() + args.max_s
+    first_sample = min(1000, max(1, total // 10))
+    stop = threading.Event()
+
+    def items() -> Iterator[ScoreItem]:
+        for data in itertools.islice(itertools.cycle(ladder), total):
+            if stop.is_set():
+                return
+            yield ScoreItem(path=None, prompt=DEFAULT_PROMPT, data=data)
+
+    samples: dict[int, dict[str, float]] = {}
+    started = time.perf_counter()
+    n = 0
+    with Scorer({"clip": {"enabled": False}}, cache=False) as svgscore:
+        for n, _ in enumerate(svgscore.score_items(items()), start=1):
+            if n == first_sample or n == total or (n > first_sample and time.perf_counter() > deadline):
+                samples[n] = {"parent_mb": _rss_mb(), "workers_mb": sum(_rss_mb(p) for p in _worker_pids(svgscore))}
+            if n > first_sample and time.perf_counter() > deadline:
+                stop.set()  # out of time: stop feeding; what is in flight drains below
+        workers = _worker_pids(svgscore)
+        last = {"parent_mb": _rss_mb(), "workers_mb": sum(_rss_mb(p) for p in workers)}
+    wall = time.perf_counter() - started
+    samples[n] = last
+    a, b = samples[first_sample], samples[n]
+    return {
+        "results": n,
+        "asked": total,
+        "stopped_by_time": n < total,
+        "first_sample_at": first_sample,
+        "samples": samples,
+        "growth_mb": b["parent_mb"] - a["parent_mb"],
+        "workers_growth_mb": b["workers_mb"] - a["workers_mb"],
+        "fps": n / wall,
+        "wall_s": wall,
+        **_usage(),
+    }
+
+
+PHASES = {
+    "checkpoint": phase_checkpoint,
+    "naive": phase_naive,
+    "bound": phase_bound,
+    "svgscore": phase_svgscore,
+    "structural": phase_structural,
+    "stream": phase_stream,
+}
+
+
+# -- the driver -----------------------------------------------------------------------------------
+
+
+def _run_phase(name: str, *extra: str) -> dict[str, Any]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    print(f"  {name} ...", end="", flush=True)
+    busy_before = _busy_cpu_s()
+    launched, t = time.time(), time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--phase", name, *extra], env=env, capture_output=True, text=True, check=False
+    )
+    busy = _busy_cpu_s() - busy_before
+    if proc.returncode != 0 or not proc.stdout.strip():
+        print(" failed")
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"bench: phase {name} failed (exit {proc.returncode})")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process_wall_s"] = time.perf_counter() - t
+    out["launched_epoch"] = launched
+    # CPU time the whole machine spent during the phase beyond the phase's own processes: other
+    # work sharing the cores (start-up before the phase's own accounting begins counts as other).
+    out["other_cpu_share"] = min(1.0, max(0.0, busy - out.get("cpu_s", 0.0)) / (out["process_wall_s"] * CORES))
+    shared = f" (other processes used {100 * out['other_cpu_share']:.0f}% of the CPUs)" if out["other_cpu_share"] > 0.05 else ""
+    print(f" {out['process_wall_s']:.1f} s{shared}")
+    return out
+
+
+def _busy_cpu_s() -> float:
+    """Non-idle CPU seconds of the whole machine since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _inputs(folder: Path, count: int) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """Fixtures + corpus sample, cycled to ``count`` distinct files in ``folder``."""
+    prompts = {}
+    with open(ROOT / "fixtures" / "prompts.csv", newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            prompts[str((ROOT / "fixtures" / row["path"]).resolve())] = row["prompt"]
+    sources: list[Path] = []
+    for name in FIXTURE_SETS:
+        sources += sorted((ROOT / "fixtures" / name).rglob("*.svg"))
+    fixtures = len(sources)
+    corpus: list[Path] = []
+    if CORPUS.is_dir():
+        for name in CORPUS_SETS:
+            found = sorted((CORPUS / name).rglob("*.svg"))
+            if not found:
+                print(f"note: {CORPUS / name} has no SVGs; skipped")
+            corpus += found
+        random.Random(0).shuffle(corpus)  # a fixed sample order: the sets interleave when cycled
+    else:
+        print(f"note: the shared corpus is absent ({CORPUS}); benchmarking the fixtures only")
+    sources += corpus
+    manifest = []
+    for i, source in enumerate(itertools.islice(itertools.cycle(sources), count)):
+        data = source.read_bytes()
+        repeat = i // len(sources)
+        if repeat:
+            data += f"\n<!-- bench copy {repeat} -->\n".encode()  # new bytes, same drawing
+        target = folder / f"{i:05d}_{source.stem}.svg"
+        target.write_bytes(data)
+        manifest.append({"path": str(target), "prompt": prompts.get(str(source.resolve()), DEFAULT_PROMPT), "source": str(source)})
+    kb = sum(Path(m["path"]).stat().st_size for m in manifest) / 1024
+    return manifest, {"distinct_sources": len(sources), "fixtures": fixtures, "corpus": len(corpus), "total_kb": kb}
+
+
+def _machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    torch_version = subprocess.run(
+        [sys.executable, "-c", "import torch, open_clip; print(torch.__version__, open_clip.__version__)"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split()
+    git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True, check=False)
+    return {
+        "svgscore_commit": git.stdout.strip() or "unknown",
+        "nproc": CORES,
+        "cpu": cpu,
+        "mem_gb": round(mem_gb, 1),
+        "python": platform.python_version(),
+        "torch": torch_version[0] if torch_version else "?",
+        "open_clip": torch_version[1] if len(torch_version) > 1 else "?",
+        "loadavg_at_start": os.getloadavg()[0],
+    }
+
+
+def main() -> int:
+    started = time.perf_counter()
+    count = int(os.environ.get("BENCH_FILES", "300"))
+    stream = int(os.environ.get("BENCH_STREAM", "10000"))
+    machine = _machine()
+    print(
+        f"machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['mem_gb']} GB RAM, Python {machine['python']}, "
+        f"torch {machine['torch']}, open_clip {machine['open_clip']}; load average {machine['loadavg_at_start']:.2f}; "
+        f"svgscore at {machine['svgscore_commit']}"
+    )
+    if machine["loadavg_at_start"] > 0.5:
+        print("warning: other processes are using the CPU: the figures below will be lower than on an idle machine")
+    with tempfile.TemporaryDirectory(prefix="svgscore-bench-") as tmp:
+        work = Path(tmp)
+        (work / "files").mkdir()
+        manifest, inputs = _inputs(work / "files", count)
+        (work / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        print(
+            f"inputs: {count} files ({inputs['total_kb']:.0f} KB) cycled from {inputs['distinct_sources']} distinct SVGs "
+            f"({inputs['fixtures']} fixtures + {inputs['corpus']} corpus); stream: {stream} in-memory ladder SVGs"
+        )
+        checkpoint = str(work / "vit-b-32-random.pt")
+        m = ["--manifest", str(work / "manifest.json")]
+        ph: dict[str, dict[str, Any]] = {}
+        ph["checkpoint"] = _run_phase("checkpoint", "--out", checkpoint)
+        ph["naive"] = _run_phase("naive", *m)
+        ph["bound"] = _run_phase("bound", *m)
+        cache = ["--cache", str(work / "cache"), "--weights", checkpoint]
+        ph["cold"] = _run_phase("svgscore", *m, *cache)
+        ph["warm"] = _run_phase("svgscore", *m, *cache)
+        ph["structural"] = _run_phase("structural", *m)
+        # The stream gets what is left of the ~10 minute budget (BENCH_STREAM_MAX_S overrides).
+        max_s = float(os.environ.get("BENCH_STREAM_MAX_S") or max(60.0, BUDGET_S - (time.perf_counter() - started)))
+        print(f"  (stream: up to {stream} results or {max_s:.0f} s, whichever comes first)")
+        ph["stream"] = _run_phase("stream", "--count", str(stream), "--max-s", str(max_s))
+    figures = _figures(ph, count, stream, machine, inputs)
+    figures["total_wall_s"] = time.perf_counter() - started
+    ok = _report(figures, ph)
+    print(f"\ntotal wall time {figures['total_wall_s']:.0f} s; bench targets: {'PASS' if ok else 'FAIL'}")
+    if out := os.environ.get("BENCH_JSON"):
+        Path(out).write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+        print(f"figures written to {out}")
+    return 0 if ok else 1
+
+
+def _figures(ph: dict[str, dict[str, Any]], count: int, stream: int, machine: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    cold, warm, structural = ph["cold"], ph["warm"], ph["structural"]
+    jobs = cold["jobs"]
+    # The scorer's own peak plus each worker's own peak: an upper bound on the tree's peak.
+    peak = cold["parent_peak_rss_mb"] + sum(cold["worker_peak_rss_mb"])
+    return {
+        # The keys promised by the README, then extras.
+        "naive_fps": ph["naive"]["fps"],
+        "bound_fps": ph["bound"]["fps"],
+        "svgscore_fps": cold["fps"],
+        "warm_fps": warm["fps"],
+        "structural_fps": structural["fps"],
+        "ratio_vs_naive": cold["fps"] / ph["naive"]["fps"],
+        "ratio_vs_bound": cold["fps"] / ph["bound"]["fps"],
+        "warm_speedup": warm["fps"] / cold["fps"],
+        "peak_rss_mb": peak,
+        "first_result_s": structural["first_result_s"],
+        "files": count,
+        "stream_results": ph["stream"]["results"],
+        "stream_asked": stream,
+        "stream_rss_growth_mb": ph["stream"]["growth_mb"],
+        "stream_workers_rss_growth_mb": ph["stream"]["workers_growth_mb"],
+        "first_result_from_launch_s": structural["first_result_epoch"] - structural["launched_epoch"],
+        "naive_loop_fps": ph["naive"]["loop_fps"],
+        "svgscore_steady_fps": cold["steady_fps"],
+        "bound_rates": ph["bound"]["rates"],
+        "bound_best_batch": ph["bound"]["best_batch"],
+        "peak_rss_parent_mb": cold["parent_peak_rss_mb"],
+        "peak_rss_workers_mb": cold["worker_peak_rss_mb"],
+        "peak_rss_children_rusage_mb": cold["child_peak_rss_mb"],
+        "peak_rss_tree_sampled_mb": cold["tree_peak_rss_mb"],
+        "jobs": jobs,
+        "cpu_s_per_file": {k: ph[k]["cpu_s"] / count for k in ("naive", "cold", "warm", "structural")},
+        "machine": machine,
+        "inputs": inputs,
+        "phases": ph,
+    }
+
+
+def _report(f: dict[str, Any], ph: dict[str, dict[str, Any]]) -> bool:
+    cold, warm, st, naive, bound, stream = ph["cold"], ph["warm"], ph["structural"], ph["naive"], ph["bound"], ph["stream"]
+    cpu = f["cpu_s_per_file"]
+    print(f"\nfigures ({f['files']} files; rates in files/s, end to end in a fresh process unless noted)")
+    rows = [
+        ("naive loop", f"{f['naive_fps']:8.2f}", f"loop only {f['naive_loop_fps']:.2f}; setup {naive['setup_s']:.1f} s; {naive['failed']} files failed to render; {cpu['naive']:.2f} CPU s/file"),
+        ("bound (CLIP image forward)", f"{f['bound_fps']:8.2f}", "images/s by batch size: " + ", ".join(f"{b}: {r:.1f}" for b, r in f["bound_rates"].items()) + f" (best {f['bound_best_batch']})"),
+        ("svgscore, CLIP, cold cache", f"{f['svgscore_fps']:8.2f}", f"after the first result {cold['steady_fps']:.2f}; start-up to first result {cold['first_result_s']:.1f} s (CLIP load {cold['clip_load_s']:.1f} s); CLIP forward {cold['clip_s']:.1f} s; worker time {cold['worker_s']:.0f} s over {cold['jobs']} workers; {cpu['cold']:.2f} CPU s/file"),
+        ("svgscore, CLIP, warm cache", f"{f['warm_fps']:8.2f}", f"{f['files'] - warm['analysed']} of {f['files']} from the cache; {warm['wall_s']:.2f} s"),
+        ("structural only (no CLIP)", f"{f['structural_fps']:8.2f}", f"worker time {st['worker_s']:.0f} s; {cpu['structural']:.2f} CPU s/file"),
+        ("stream (ladder, in memory)", f"{stream['fps']:8.2f}", f"{stream['results']} results in {stream['wall_s']:.0f} s"),
+    ]
+    for name, value, note in rows:
+        print(f"  {name:<28} {value}   {note}")
+    print(f"  ratio svgscore/naive {f['ratio_vs_naive']:.2f}   svgscore/bound {f['ratio_vs_bound']:.2f}   warm_speedup {f['warm_speedup']:.1f}")
+    print(
+        f"  first result (structural, Scorer() → first result, fresh process) {f['first_result_s']:.2f} s; "
+        f"from process launch {f['first_result_from_launch_s']:.2f} s"
+    )
+    print(
+        f"  peak RSS, svgscore with ViT-B-32 (cold run): parent {f['peak_rss_parent_mb']:.0f} MB (ru_maxrss) + workers "
+        + " + ".join(f"{w:.0f}" for w in f["peak_rss_workers_mb"])
+        + f" MB (VmHWM) = {f['peak_rss_mb']:.0f} MB; sampled whole-tree peak {f['peak_rss_tree_sampled_mb']:.0f} MB; "
+        f"RUSAGE_CHILDREN says {f['peak_rss_children_rusage_mb']:.0f} MB, but that is torch's ldconfig fork, not a worker"
+    )
+    s = stream["samples"]
+    a, b = str(stream["first_sample_at"]), str(stream["results"])
+    print(
+        f"  streaming RSS, parent: {s[a]['parent_mb']:.1f} MB after {a} results, {s[b]['parent_mb']:.1f} MB after {b} "
+        f"(growth {f['stream_rss_growth_mb']:+.1f} MB; workers together {f['stream_workers_rss_growth_mb']:+.1f} MB)"
+        + (f"; stopped by the time limit before the {stream['asked']} asked (BENCH_STREAM)" if stream["stopped_by_time"] else "")
+    )
+    if cold["clip_scored"] != cold["files"] - cold["statuses"].get("error", 0):
+        print(f"  warning: only {cold['clip_scored']} results carry a CLIP value: CLIP did not run on every file")
+    shared = {k: v["other_cpu_share"] for k, v in ph.items() if v["other_cpu_share"] > 0.1}
+    if shared:
+        print(
+            "  note: other processes used the CPU during "
+            + ", ".join(f"{k} ({100 * v:.0f}% of the cores)" for k, v in shared.items())
+            + ": those figures are lower than on an idle machine"
+        )
+    targets = [
+        ("svgscore ≥ 2.5× naive", f["ratio_vs_naive"] >= MIN_VS_NAIVE, f"{f['ratio_vs_naive']:.2f}×"),
+        ("svgscore ≥ 0.8× bound", f["ratio_vs_bound"] >= MIN_VS_BOUND, f"{f['ratio_vs_bound']:.2f}×"),
+        ("structural ≥ 40 files/s", f["structural_fps"] >= MIN_STRUCTURAL_FPS, f"{f['structural_fps']:.1f} files/s"),
+        ("warm ≥ 20× cold", f["warm_speedup"] >= MIN_WARM_SPEEDUP, f"{f['warm_speedup']:.1f}×"),
+        ("first result < 2 s (structural)", f["first_result_s"] < MAX_FIRST_RESULT_S, f"{f['first_result_s']:.2f} s"),
+        ("peak RSS < 1.5 GB", f["peak_rss_mb"] < MAX_PEAK_RSS_MB, f"{f['peak_rss_mb']:.0f} MB"),
+        ("streaming RSS growth < 50 MB", f["stream_rss_growth_mb"] < MAX_STREAM_GROWTH_MB, f"{f['stream_rss_growth_mb']:+.1f} MB over {f['stream_results'] - stream['first_sample_at']} results"),
+    ]
+    print("\ntargets")
+    for name, passed, detail in targets:
+        print(f"  {'PASS' if passed else 'FAIL'}  {name:<34} {detail}")
+    f["targets"] = {name: {"pass": passed, "detail": detail} for name, passed, detail in targets}
+    return all(passed for _, passed, _ in targets)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--phase", choices=sorted(PHASES), help="internal: run one phase and print its JSON")
+    parser.add_argument("--manifest")
+    parser.add_argument("--cache")
+    parser.add_argument("--weights")
+    parser.add_argument("--out")
+    parser.add_argument("--count", type=int)
+    parser.add_argument("--max-s", type=float, default=float("inf"))
+    cli = parser.parse_args()
+    if cli.phase:
+        print(json.dumps(PHASES[cli.phase](cli)))
+        sys.exit(0)
+    sys.exit(main())

@@ -70,6 +70,15 @@ def read_manifest(path: Path) -> dict[str, str]:
 
     CSV with a header containing ``path`` and ``prompt``, or JSONL with those keys per line.
     """
+    return {file: row["prompt"] for file, row in read_manifest_rows(path, required=("path", "prompt")).items()}
+
+
+def read_manifest_rows(path: Path, required: Iterable[str] = ("path",)) -> dict[str, dict[str, str]]:
+    """Every column of a manifest (CSV with a header, or JSONL), keyed by the resolved file path.
+
+    ``path`` values are relative to the manifest's folder; each ``required`` column must be
+    non-empty on every row. Values are strings, whatever JSON type they had.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -82,9 +91,11 @@ def read_manifest(path: Path) -> dict[str, str]:
             raise UsageError(f"manifest {path} line {exc.lineno}: not JSON ({exc.msg})") from None
     else:
         rows = list(csv.DictReader(text.splitlines()))
+    required = tuple(required)
     mapping = {}
     for number, row in enumerate(rows, start=1):
-        if not isinstance(row, Mapping) or not row.get("path") or not row.get("prompt"):
-            raise UsageError(f"manifest {path} row {number}: needs non-empty 'path' and 'prompt'")
-        mapping[str((path.parent / str(row["path"])).resolve())] = str(row["prompt"])
+        if not isinstance(row, Mapping) or not all(row.get(column) for column in required):
+            raise UsageError(f"manifest {path} row {number}: needs non-empty {' and '.join(map(repr, required))}")
+        resolved = str((path.parent / str(row["path"])).resolve())
+        mapping[resolved] = {str(k): "" if v is None else str(v) for k, v in row.items()}
     return mapping

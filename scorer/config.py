@@ -129,12 +129,7 @@ def load_config(source: str | Path | dict[str, Any] | Config | None = None) -> C
     base: Path | None = None
     if isinstance(source, (str, Path)):
         path = Path(source)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+        raw = read_yaml(path, "config")
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
@@ -146,10 +141,22 @@ def load_config(source: str | Path | dict[str, Any] | Config | None = None) -> C
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid {label}: {problems}") from None
+        raise ConfigError(f"invalid {label}: {describe(exc)}") from None
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML file's content; :class:`ConfigError` naming ``what`` it is if unreadable or invalid."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
+
+
+def describe(exc: ValidationError) -> str:
+    """Every problem pydantic found, one ``dotted.location: message`` each, on one line."""
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors())
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path | None) -> dict[str, Any]:

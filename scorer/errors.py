@@ -78,3 +78,51 @@ class InternalError(InputError):
     """A bug in svgscore met by one file: reported on that file's row, never fatal to the batch."""
 
     code = "internal_error"
+
+
+# -- Generation (``svgscore generate`` / ``extract``): a sample with no usable SVG is an error
+# row too. The first two are the model's doing and count against it; the ``GenerationError``
+# family is the endpoint's, so a resumed run asks again.
+
+
+class TruncatedOutputError(InputError):
+    """The reply stopped inside its SVG (``<svg`` without ``</svg>``), or at max_tokens before one."""
+
+    code = "truncated_output"
+
+
+class NoSvgError(InputError):
+    """The reply holds no ``<svg>`` element at all (prose only, a refusal, an empty answer)."""
+
+    code = "no_svg"
+
+
+class GenerationError(InputError):
+    """No reply to extract from: the request failed for good."""
+
+    code = "generation_failed"
+
+
+class RequestFailedError(GenerationError):
+    code = "request_failed"
+
+
+class RequestTimeoutError(GenerationError):
+    code = "request_timeout"
+
+
+class MalformedResponseError(GenerationError):
+    code = "malformed_response"
+
+
+def input_error_for(code: str, message: str) -> InputError:
+    """The error a recorded ``code`` stands for (a manifest row's), so it keeps its class."""
+    pending: list[type[InputError]] = [InputError]
+    while pending:
+        cls = pending.pop()
+        if cls.code == code:
+            return cls(message)
+        pending.extend(cls.__subclasses__())
+    error = InputError(message)
+    error.code = code  # a code from a newer svgscore: keep it rather than guess
+    return error

@@ -20,7 +20,7 @@ from .api import Scorer
 from .cache import CACHE_ENV, ResultCache, default_cache_dir
 from .config import DEFAULT_PROMPT
 from .errors import UsageError
-from .inputs import discover, read_manifest
+from .inputs import discover, manifest_errors, read_manifest
 from .measure.registry import available_checks
 from .record import ResultKey, ScoreResult
 from .report import FORMATS, Report, resume_jsonl
@@ -89,7 +89,8 @@ def score(
         raise click.UsageError("--resume continues a JSONL file: give --output FILE.jsonl")
     try:
         prompts = read_manifest(manifest) if manifest else {}
-        items = discover(paths or [Path(p) for p in prompts], prompt, prompts)
+        errors = manifest_errors(manifest) if manifest else {}
+        items = discover(paths or [Path(p) for p in prompts], prompt, prompts, errors)
         with contextlib.ExitStack() as stack:
             scorer = stack.enter_context(
                 Scorer(config_path, clip_weights=clip_weights, jobs=jobs, device=device, cache=not no_cache)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Limits
-from .errors import InputError, ReadError, TooLargeError, UsageError
+from .errors import InputError, ReadError, TooLargeError, UsageError, input_error_for
 
 SVG_SUFFIXES = (".svg", ".svgz")
 _CHUNK = 1 << 20
@@ -23,9 +23,12 @@ class ScoreItem:
     path: str | None
     prompt: str
     data: bytes | None = None
+    error: InputError | None = None  # known before reading: a manifest row whose generation failed
 
     def read(self, limits: Limits) -> FileBytes:
         """The bytes to parse (never more than the cap) and the sha256 of the *whole* file."""
+        if self.error is not None:
+            return FileBytes(b"", "", self.error)
         if self.data is not None:
             return FileBytes(self.data, hashlib.sha256(self.data).hexdigest())
         assert self.path is not None
@@ -50,11 +53,13 @@ class FileBytes:
     error: InputError | None = None
 
 
-def discover(paths: Iterable[Path], prompt: str, prompts: Mapping[str, str]) -> Iterator[ScoreItem]:
+def discover(
+    paths: Iterable[Path], prompt: str, prompts: Mapping[str, str], errors: Mapping[str, InputError] | None = None
+) -> Iterator[ScoreItem]:
     """Files given directly, and every ``*.svg``/``*.svgz`` under given directories, sorted.
 
-    Directory walking is lazy per directory; ``prompts`` (from a manifest) is keyed by
-    resolved path.
+    Directory walking is lazy per directory; ``prompts`` and ``errors`` (from a manifest) are
+    keyed by resolved path.
     """
     for path in paths:
         if path.is_dir():
@@ -62,7 +67,8 @@ def discover(paths: Iterable[Path], prompt: str, prompts: Mapping[str, str]) -> 
         else:
             files = [path]  # a missing file becomes a read_error row, not the end of the batch
         for file in files:
-            yield ScoreItem(path=str(file), prompt=prompts.get(str(file.resolve()), prompt))
+            key = str(file.resolve())
+            yield ScoreItem(path=str(file), prompt=prompts.get(key, prompt), error=(errors or {}).get(key))
 
 
 def read_manifest(path: Path) -> dict[str, str]:
@@ -71,6 +77,17 @@ def read_manifest(path: Path) -> dict[str, str]:
     CSV with a header containing ``path`` and ``prompt``, or JSONL with those keys per line.
     """
     return {file: row["prompt"] for file, row in read_manifest_rows(path, required=("path", "prompt")).items()}
+
+
+def manifest_errors(path: Path) -> dict[str, InputError]:
+    """The files a manifest marks as failed (``error_code``/``error_message`` columns, as
+    ``svgscore generate`` writes for a sample with no usable SVG), each with its error, so
+    scoring reports why there is no file rather than that it is missing."""
+    return {
+        file: input_error_for(row["error_code"], row.get("error_message") or row["error_code"])
+        for file, row in read_manifest_rows(path).items()
+        if row.get("error_code")
+    }
 
 
 def read_manifest_rows(path: Path, required: Iterable[str] = ("path",)) -> dict[str, dict[str, str]]:

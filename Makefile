@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # tests are offline by design, so they say so up front. Real weights: SVGSCORE_CLIP_WEIGHTS.
 OFFLINE := HF_HUB_OFFLINE=1
 
-.PHONY: install demo test robustness bench clean
+.PHONY: install demo test robustness bench validate clean
 
 install: $(STAMP)
 
@@ -36,6 +36,18 @@ robustness: $(STAMP)
 # on 2 cores). BENCH_FILES (default 300), BENCH_STREAM (default 10000), BENCH_JSON=path.
 bench: $(STAMP)
 	$(OFFLINE) $(BIN)/python scripts/bench.py
+
+# Judge validity on ../shared/corpus/: proxy labels (self-scores, iteration order, model
+# size; the corpus has no human ratings) written to build/validate/, then agreement with a
+# bootstrap interval, rank correlations and per-component agreement, structural and default
+# configs side by side (~1 min). Offline, CLIP is not counted: the default config's figures
+# are its structural checks renormalised.
+VALIDATE_DIR := build/validate
+validate: $(STAMP)
+	$(BIN)/python scripts/corpus_votes.py $(VALIDATE_DIR)
+	$(OFFLINE) $(BIN)/svgscore validate $(addprefix $(VALIDATE_DIR)/,jlebensold_self_scores.csv youngbrioche_iterations.csv \
+		youngbrioche_iteration_ranking.csv model_siblings.csv) --ranking $(VALIDATE_DIR)/qwen_size_series.txt \
+		--config configs/structural.yaml --config configs/default.yaml
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

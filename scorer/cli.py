@@ -24,6 +24,7 @@ from .inputs import discover, manifest_errors, read_manifest
 from .measure.registry import available_checks
 from .record import ResultKey, ScoreResult
 from .report import FORMATS, Report, resume_jsonl
+from .validate_cli import validate
 
 _PROGRESS_AFTER = 3  # files; fewer finish before a bar would be worth drawing
 
@@ -119,6 +120,9 @@ def _say_clip(result: ScoreResult) -> None:
     clip = result.clip
     state = f"loaded on {clip.device}" if clip.available else f"not counted ({clip.reason})"
     click.echo(f"clip: {clip.model or 'off'} / {clip.pretrained or '-'}: {state}", err=True)
+
+
+main.add_command(validate)
 
 
 @main.group()

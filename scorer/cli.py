@@ -20,6 +20,7 @@ from .api import Scorer
 from .cache import CACHE_ENV, ResultCache, default_cache_dir
 from .config import DEFAULT_PROMPT
 from .errors import UsageError
+from .generate_cli import extract_command, generate_command
 from .inputs import discover, manifest_errors, read_manifest
 from .measure.registry import available_checks
 from .record import ResultKey, ScoreResult
@@ -198,3 +199,7 @@ def _with_progress(results: Iterator) -> Iterator:
             yield result
     finally:
         progress.stop()
+
+
+for _command in (generate_command, extract_command):
+    main.add_command(_command)

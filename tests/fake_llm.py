@@ -1,0 +1,152 @@
+"""A chat API on 127.0.0.1 for the generation tests: OpenAI chat completions and Anthropic messages.
+
+It answers each request from markers in the user message, so one run can mix outcomes:
+
+    [429]        first attempt 429 with Retry-After (seconds: ``retry_after``), then a reply
+    [503]        first attempt 503, then a reply          [always503]  503 every time
+    [slow]       sleeps ``slow_s`` before replying (beyond the client's timeout), every time
+    [malformed]  HTTP 200 with a cut-off JSON body          [401]  401 echoing the key it was sent
+    [truncated]  a reply cut off inside its SVG, stop reason "length"/"max_tokens"
+    [nosvg]      a polite refusal in prose
+    (none)       a fenced SVG with some prose around it
+
+Every request is recorded (path, headers, JSON body) and the peak number in flight is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+PELICAN = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 150">'
+    '<circle cx="50" cy="115" r="28" fill="none" stroke="#222" stroke-width="4"/>'
+    '<circle cx="150" cy="115" r="28" fill="none" stroke="#222" stroke-width="4"/>'
+    '<path d="M50 115 L90 75 L150 115 M90 75 L120 75" stroke="#c33" stroke-width="4" fill="none"/>'
+    '<ellipse cx="100" cy="55" rx="26" ry="16" fill="#eee" stroke="#333"/>'
+    '<path d="M118 45 L150 52 L118 58 Z" fill="#f90"/>'
+    "</svg>"
+)
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeLLM:
+    expected_key: str | None = None
+    retry_after: str = "0.3"
+    slow_s: float = 3.0
+    delay_s: float = 0.0  # every reply, to observe concurrency
+    requests: list[Seen] = field(default_factory=list)
+    peak_in_flight: int = 0
+    _in_flight: int = 0
+    _attempts: Counter = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _closing: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> FakeLLM:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                fake._handle(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # a client that timed out and left: the late reply has nowhere to go
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- one request ---------------------------------------------------------------------
+
+    def _handle(self, http: BaseHTTPRequestHandler) -> None:
+        body = json.loads(http.rfile.read(int(http.headers["content-length"])))
+        with self._lock:
+            self.requests.append(Seen(http.path, {k.lower(): v for k, v in http.headers.items()}, body))
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            self._answer(http, body)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _answer(self, http: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        anthropic = http.path == "/v1/messages"
+        prompt = body["messages"][-1]["content"]
+        with self._lock:
+            self._attempts[(http.path, prompt)] += 1
+            attempt = self._attempts[(http.path, prompt)]
+        sent_key = http.headers.get("x-api-key") if anthropic else (http.headers.get("authorization") or "").removeprefix("Bearer ")
+        if "[401]" in prompt or (self.expected_key and sent_key != self.expected_key):
+            return _send(http, 401, {"error": {"message": f"Incorrect API key provided: {sent_key}"}})
+        if "[429]" in prompt and attempt == 1:
+            return _send(http, 429, {"error": {"message": "rate limited"}}, {"Retry-After": self.retry_after})
+        if ("[503]" in prompt and attempt == 1) or "[always503]" in prompt:
+            return _send(http, 503, {"error": {"message": "overloaded"}})
+        if "[slow]" in prompt:
+            self._closing.wait(self.slow_s)
+        elif self.delay_s:
+            self._closing.wait(self.delay_s)
+        if "[malformed]" in prompt:
+            return _send_raw(http, 200, b'{"id": "x", "choices": [{"message": {"content": "<svg')
+        stop = "length" if "[truncated]" in prompt else "stop"
+        if "[truncated]" in prompt:
+            text = 'Here is the drawing:\n\n```svg\n<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 150">\n  <circle cx="50" cy="115" r="28"/>\n  <path d="M50 115 L90'
+        elif "[nosvg]" in prompt:
+            text = "I'm sorry, but I can't create images. I can describe a pelican riding a bicycle instead."
+        else:
+            text = f"Here is an SVG of {prompt.split(' of ', 1)[-1]}:\n\n```svg\n{PELICAN}\n```\n\nThe wheels are circles."
+        if anthropic:
+            reply = {
+                "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
+                "content": [{"type": "thinking", "thinking": "<svg> plans"}, {"type": "text", "text": text}],
+                "stop_reason": "max_tokens" if stop == "length" else "end_turn",
+                "usage": {"input_tokens": 21, "output_tokens": 345},
+            }  # fmt: skip
+        else:
+            reply = {
+                "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": stop}],
+                "usage": {"prompt_tokens": 19, "completion_tokens": 321, "total_tokens": 340},
+            }  # fmt: skip
+        _send(http, 200, reply)
+
+
+def _send(http: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    _send_raw(http, status, json.dumps(payload).encode(), headers)
+
+
+def _send_raw(http: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+    http.send_response(status)
+    http.send_header("content-type", "application/json")
+    http.send_header("content-length", str(len(data)))
+    for name, value in (headers or {}).items():
+        http.send_header(name, value)
+    http.end_headers()
+    http.wfile.write(data)

@@ -130,6 +130,7 @@ def vote_figures(votes: Sequence[KeyedVote], results: Results, gates: Mapping[st
         without = agreement([(w, _score_without(ra, name, gates), _score_without(rb, name, gates)) for w, ra, rb in decided])
         components[name] = {"alone": _agreement_dict(alone), "without": _agreement_dict(without)}
     return {
+        "files": len(files),
         "votes": len(votes),
         "used": total.used,
         "skipped": dict(skipped),
@@ -178,7 +179,7 @@ def _rows(label_set: dict[str, Any]) -> list[tuple[str, list[str]]]:
             ("rank correlation with the ranking", [_correlation_cell(f["correlation"]) for f in figures]),
         ]
     rows = [
-        ("votes", [str(f["votes"]) for f in figures]),
+        ("files (existing) / votes", [f"{f['files']} / {f['votes']}" for f in figures]),
         *[(f"skipped: {reason.replace('_', ' ')}", [str(f["skipped"][reason]) for f in figures]) for reason in SKIP_REASONS],
         ("agreement [95% CI] (votes used)", [_agreement_cell(f["agreement"]) for f in figures]),
         ("rank correlation with Bradley–Terry", [_correlation_cell(f["bradley_terry"]) for f in figures]),

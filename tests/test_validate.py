@@ -222,7 +222,7 @@ def test_validate_json_two_configs_side_by_side(labels, structural):
     votes, ranking = report["labels"]
     n = len(LADDER)
     first = votes["figures"][0]
-    assert first["votes"] == n * (n - 1) // 2 + 3
+    assert first["votes"] == n * (n - 1) // 2 + 3 and first["files"] == n + 1  # the broken file exists
     assert first["skipped"]["missing_file"] == 1 and first["skipped"]["error_row"] == 1 and first["skipped"]["tie"] == 1
     # The reported agreement is the judge's own scores compared with the ladder order.
     scores = [r.score for r in structural.score_items([ScoreItem(str(p), "a pelican riding a bicycle") for p in LADDER])]

@@ -1,7 +1,8 @@
 """The ``svgscore`` command line. Results go to stdout (or --output); logs and progress to stderr.
 
-Exit codes: 0 the run completed (broken files are error rows, not failures); 2 usage or
-config error; 130 interrupted (records already written are kept).
+Exit codes: 0 the run completed (broken files are error rows, not failures); 1 the
+--baseline regression gate failed; 2 usage or config error; 130 interrupted (records
+already written are kept).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from .generate_cli import extract_command, generate_command
 from .inputs import discover, manifest_errors, read_manifest
 from .measure.registry import available_checks
 from .record import ResultKey, ScoreResult
+from .regress import check_regression, manifest_models
 from .report import FORMATS, Report, resume_jsonl
+from .compare import read_results
+from .compare_cli import compare, report
 from .validate_cli import validate
 
 _PROGRESS_AFTER = 3  # files; fewer finish before a bar would be worth drawing
@@ -67,6 +71,13 @@ def main() -> None:
     help="Continue an interrupted run into the same --output FILE.jsonl: keep its records and score only "
     "the files missing (same path, bytes, prompt and config).",
 )
+@click.option(
+    "--baseline",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Regression gate: an earlier results file (JSONL/JSON). Exit 1 if a file (same path), a model (the "
+    "manifest's model column) or the mean dropped by more than --max-drop points; error rows count as 0.",
+)
+@click.option("--max-drop", type=click.FloatRange(min=0), default=2.0, show_default=True, help="With --baseline: the largest drop, in score points, that passes.")
 def score(
     paths: tuple[Path, ...],
     prompt: str,
@@ -79,6 +90,8 @@ def score(
     device: str | None,
     no_cache: bool,
     resume: bool,
+    baseline: Path | None,
+    max_drop: float,
 ) -> None:
     """Score SVG files and directories (recursively: *.svg, *.svgz).
 
@@ -93,6 +106,8 @@ def score(
         prompts = read_manifest(manifest) if manifest else {}
         errors = manifest_errors(manifest) if manifest else {}
         items = discover(paths or [Path(p) for p in prompts], prompt, prompts, errors)
+        before = read_results(baseline) if baseline else None  # a bad baseline fails before any scoring
+        scored: list[dict] = []  # this run's records, for the gate
         with contextlib.ExitStack() as stack:
             scorer = stack.enter_context(
                 Scorer(config_path, clip_weights=clip_weights, jobs=jobs, device=device, cache=not no_cache)
@@ -102,6 +117,7 @@ def score(
                 kept = resume_jsonl(output)
                 done = {(r["path"], r["sha256"], r["prompt"]) for r in kept if r.get("config_sha256") == scorer.config_sha256}
                 click.echo(f"resume: {len(kept)} records kept, {len(done)} of them made with this config", err=True)
+                scored = [r for r in kept if (r["path"], r["sha256"], r["prompt"]) in done]
             stream = stack.enter_context(_open_output(output, append=resume, atomic=fmt in ("json", "table")))
             names = (["clip"] if scorer.config.clip.enabled else []) + list(scorer.config.checks)
             report = Report(fmt, stream, names)
@@ -110,6 +126,13 @@ def score(
                 if count == 0:
                     _say_clip(result)
                 report.add(result)
+                if before is not None:
+                    scored.append(result.to_dict())
+        if before is not None:
+            gate = check_regression(before, scored, max_drop=max_drop, models=manifest_models(manifest) if manifest else None)
+            click.echo("\n".join(gate.lines()), err=True)
+            if gate.failed:
+                sys.exit(1)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     except KeyboardInterrupt:
@@ -124,6 +147,8 @@ def _say_clip(result: ScoreResult) -> None:
 
 
 main.add_command(validate)
+main.add_command(compare)
+main.add_command(report)
 
 
 @main.group()

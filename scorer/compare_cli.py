@@ -1,0 +1,153 @@
+"""``svgscore compare`` and ``svgscore report``: thin wrappers over :mod:`scorer.compare` and
+:mod:`scorer.html_report`."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from .compare import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    ERROR_POLICIES,
+    PATH_GROUPINGS,
+    Labelled,
+    Leaderboard,
+    collect_records,
+    default_grouping,
+    leaderboard,
+    sample_of,
+    write_table,
+)
+from .config import load_config
+from .errors import UsageError
+
+COMPARE_FORMATS = ("table", "json", "html")
+
+
+def _shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options compare and report share: what to read, how to name models, the bootstrap."""
+    options = [
+        click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+        click.option(
+            "--manifest",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="CSV or JSONL with a 'path' column (relative to the manifest) and the column --by names, "
+            "e.g. the manifest `svgscore generate` writes.",
+        ),
+        click.option(
+            "--by",
+            help=f"What names a record's model: a manifest column, or one of {', '.join(PATH_GROUPINGS)} "
+            "(the SVG's folder, its file name, the results file's name). [default: model with --manifest; "
+            "else results when several RESULTS are given; else dir]",
+        ),
+        click.option(
+            "--errors",
+            type=click.Choice(ERROR_POLICIES),
+            default="zero",
+            show_default=True,
+            help="Error rows (no drawing) count as score 0, or are left out of the means (counted either way).",
+        ),
+        click.option("--resamples", type=click.IntRange(min=100), default=DEFAULT_RESAMPLES, show_default=True, help="Bootstrap resamples."),
+        click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Bootstrap seed: same seed, same intervals."),
+        click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="HTML only: limits and renderer for the thumbnails [default: built-in]."),
+        click.option("--jobs", "-j", type=click.IntRange(min=1), help="HTML only: worker processes rendering thumbnails [default: CPU count]."),
+        click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.command()
+@_shared_options
+@click.option("--format", "fmt", type=click.Choice(COMPARE_FORMATS), help="[default: from --output's suffix, else table]")
+@click.option("--all-pairs", is_flag=True, help="Table: list every pair, not only adjacent ranks (JSON and HTML have all).")
+def compare(fmt: str | None, all_pairs: bool, **options: Any) -> None:
+    """Leaderboard of models from result files: mean score with bootstrap 95% intervals over
+    prompts and samples, pairwise win probabilities, per-component means, and whether the data
+    can separate each model from the next.
+
+    \b
+    Examples:
+      svgscore compare runs.jsonl --manifest runs/manifest.jsonl          # model column
+      svgscore compare model-a.jsonl model-b.jsonl                        # one file per model
+      svgscore compare runs.jsonl --by dir --format json                  # runs/<model>/*.svg
+    """
+    output = options["output"]
+    suffix = output.suffix.lower().lstrip(".") if output else ""
+    _run(fmt or (suffix if suffix in COMPARE_FORMATS else "table"), all_pairs=all_pairs, **options)
+
+
+@click.command()
+@_shared_options
+@click.option("--title", default="svgscore report", show_default=True, help="Page title.")
+def report(title: str, **options: Any) -> None:
+    """A self-contained HTML page: leaderboard with intervals, gallery of renders (sortable,
+    filterable by model, prompt and score) and two models side by side on the same prompts.
+
+    Same as `compare --format html`. Thumbnails are rendered from the SVG files in isolated
+    workers, so the files must still be where the records say.
+
+    \b
+    Example:
+      svgscore report runs.jsonl --manifest runs/manifest.jsonl -o report.html
+    """
+    _run("html", title=title, **options)
+
+
+def _run(
+    fmt: str,
+    *,
+    results: tuple[Path, ...],
+    manifest: Path | None,
+    by: str | None,
+    errors: str,
+    resamples: int,
+    seed: int,
+    config_path: Path | None,
+    jobs: int | None,
+    output: Path | None,
+    all_pairs: bool = False,
+    title: str = "svgscore report",
+) -> None:
+    try:
+        by = by or default_grouping(manifest=manifest is not None, results_files=len(results))
+        labelled, notes = collect_records(results, by=by, manifest=manifest)
+        board = leaderboard([sample_of(m, r) for m, r in labelled], errors=errors, resamples=resamples, seed=seed, notes=notes)  # type: ignore[arg-type]
+        # Everything is made before anything is written: a failure leaves no half file.
+        buffer = io.StringIO()
+        _write(fmt, labelled, board, buffer if output else sys.stdout, config_path=config_path, jobs=jobs, all_pairs=all_pairs, title=title)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    if output:
+        output.write_text(buffer.getvalue(), encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+def _write(
+    fmt: str,
+    labelled: list[Labelled],
+    board: Leaderboard,
+    stream: TextIO,
+    *,
+    config_path: Path | None,
+    jobs: int | None,
+    all_pairs: bool,
+    title: str,
+) -> None:
+    if fmt == "json":
+        json.dump(board.to_dict(), stream, indent=2, ensure_ascii=False)
+        stream.write("\n")
+    elif fmt == "html":
+        from .html_report import write_report
+
+        write_report(labelled, board, load_config(config_path), stream, jobs=jobs, title=title)
+    else:
+        write_table(board, stream, all_pairs=all_pairs)

@@ -1,0 +1,149 @@
+"""The CI regression gate: today's results against a baseline run, per file, per model and on the mean.
+
+Files are matched by path as recorded (normalized, never resolved: a baseline made in another
+checkout still matches), not by content, since the point is to judge *changed* drawings.
+Error rows count as score 0, so a file that stops rendering is a drop of its whole score.
+Files only in one run are listed but never fail the gate (a generator may add or retire
+outputs); a run sharing *no* file with a non-empty baseline fails, since it checked nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .inputs import read_manifest_rows
+
+
+@dataclass(frozen=True)
+class Change:
+    """A file's, a model's, or the mean's score in the baseline and now."""
+
+    name: str
+    baseline: float
+    current: float
+    note: str = ""  # e.g. the error code a file now fails with
+
+    @property
+    def delta(self) -> float:
+        return self.current - self.baseline
+
+    def line(self) -> str:
+        return f"{self.name}: {self.baseline:.1f} → {self.current:.1f} ({self.delta:+.1f}){f'  [{self.note}]' if self.note else ''}"
+
+
+@dataclass(frozen=True)
+class GateReport:
+    max_drop: float
+    compared: int  # files in both runs
+    mean: Change | None  # over the files in both runs
+    files: list[Change]  # files that dropped by more than max_drop, worst first
+    models: list[Change]  # models whose mean dropped by more than max_drop, worst first
+    new: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    config_changed: bool = False
+
+    @property
+    def failed(self) -> bool:
+        mean_dropped = self.mean is not None and -self.mean.delta > self.max_drop
+        return bool(self.files or self.models or mean_dropped or self.compared == 0)
+
+    def lines(self) -> list[str]:
+        """What CI prints: the verdict first, then what dropped, then what was not compared."""
+        verdict = "FAILED" if self.failed else "passed"
+        out = [f"regression gate (max drop {self.max_drop:g} points): {verdict}"]
+        if self.mean is None:
+            out.append("  no file in common with the baseline: nothing was compared (same paths, scored from the same folder?)")
+        else:
+            flag = "  dropped beyond the threshold" if -self.mean.delta > self.max_drop else ""
+            out.append(f"  {self.mean.line()}{flag}")
+        if self.models:
+            out.append(f"  {len(self.models)} models dropped by more than {self.max_drop:g} points:")
+            out.extend(f"    {change.line()}" for change in self.models)
+        if self.files:
+            out.append(f"  {len(self.files)} of {self.compared} files dropped by more than {self.max_drop:g} points:")
+            out.extend(f"    {change.line()}" for change in self.files)
+        for label, paths in (("new (not in the baseline)", self.new), ("missing (in the baseline, not scored now)", self.missing)):
+            if paths:
+                out.append(f"  {len(paths)} files {label}, not gated: {', '.join(paths[:10])}{' …' if len(paths) > 10 else ''}")
+        if self.config_changed:
+            out.append("  note: the baseline was made with a different config; differences may come from the config, not the files")
+        return out
+
+
+def check_regression(
+    baseline: Iterable[Mapping[str, Any]],
+    current: Iterable[Mapping[str, Any]],
+    *,
+    max_drop: float,
+    models: Mapping[str, str] | None = None,
+) -> GateReport:
+    """Compare two runs' records. ``models`` maps resolved paths of the current run's files to
+    their model (:func:`manifest_models`), for per-model means; without it only files and the
+    mean are gated."""
+    before, after = _by_path(baseline), _by_path(current)
+    common = [path for path in after if path in before]
+    files = [
+        Change(path, _score(before[path]), _score(after[path]), _error(after[path]))
+        for path in common
+        if _score(before[path]) - _score(after[path]) > max_drop
+    ]
+    files.sort(key=lambda c: (c.delta, c.name))
+    mean = None
+    if common:
+        mean = Change(
+            f"mean over {len(common)} files",
+            sum(_score(before[p]) for p in common) / len(common),
+            sum(_score(after[p]) for p in common) / len(common),
+        )
+    model_changes = []
+    if models:
+        grouped: dict[str, list[str]] = defaultdict(list)
+        for path in common:
+            model = models.get(str(Path(path).resolve()))  # the current files are here: resolving is safe
+            if model:
+                grouped[model].append(path)
+        for model, paths in sorted(grouped.items()):
+            change = Change(
+                f"{model} (mean over {len(paths)} files)",
+                sum(_score(before[p]) for p in paths) / len(paths),
+                sum(_score(after[p]) for p in paths) / len(paths),
+            )
+            if -change.delta > max_drop:
+                model_changes.append(change)
+        model_changes.sort(key=lambda c: (c.delta, c.name))
+    configs = {r.get("config_sha256") for r in before.values()} | {r.get("config_sha256") for r in after.values()}
+    return GateReport(
+        max_drop=max_drop,
+        compared=len(common),
+        mean=mean,
+        files=files,
+        models=model_changes,
+        new=sorted(set(after) - set(before)),
+        missing=sorted(set(before) - set(after)),
+        config_changed=len(configs) > 1,
+    )
+
+
+def manifest_models(manifest: Path) -> dict[str, str]:
+    """Resolved file path → model, from a manifest's ``model`` column (empty if it has none)."""
+    return {path: row["model"] for path, row in read_manifest_rows(manifest).items() if row.get("model")}
+
+
+def _by_path(records: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    # A path listed twice (a resumed run, or two prompts): the later record wins.
+    return {os.path.normpath(r["path"]): r for r in records if r.get("path")}
+
+
+def _score(record: Mapping[str, Any]) -> float:
+    score = record.get("score")
+    return float(score) if record.get("status") == "ok" and score is not None else 0.0
+
+
+def _error(record: Mapping[str, Any]) -> str:
+    error = record.get("error") or {}
+    return f"now {error['code']}" if error.get("code") else ""

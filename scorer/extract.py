@@ -22,6 +22,9 @@ _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[^\n]*\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)",
 # An opening tag, whole: quoted attribute values may hold '>'. Ends in '/>' when self-closing.
 _OPEN = re.compile(r"""<svg(?=[\s/>])(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
 _CLOSE = re.compile(r"</svg\s*>", re.IGNORECASE)
+# Reasoning models served raw (llama.cpp, vLLM) think aloud in the reply itself; drafts in
+# there are not the answer.
+_THINKING = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 # Any start of an <svg> element, even one cut off inside its tag.
 _START = re.compile(r"<svg(?![\w:.-])", re.IGNORECASE)
 # A DOCTYPE right before the element belongs to it (it may declare what the drawing uses);
@@ -44,6 +47,7 @@ def extract_svg(reply: str, *, truncated: bool = False) -> Extraction:
     Raises :class:`TruncatedOutputError` when an SVG was started but never finished (or the
     limit came first), :class:`NoSvgError` when there is no SVG at all.
     """
+    reply = _THINKING.sub("", reply)
     fenced = [(m.start(2), m.group(2)) for m in _FENCE.finditer(reply)]
     candidates = [(offset + s, offset + e) for offset, block in fenced for s, e in _complete_elements(block)]
     if not candidates:  # no fenced SVG: look through the whole reply, prose and HTML included

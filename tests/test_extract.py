@@ -40,7 +40,7 @@ REPLIES = [
     ("prose-mention-before", f"The `<svg>` root element sets the canvas with its viewBox:\n\n{A}", A, None),
     # A mention in prose after the drawing is flagged (it could be a second drawing cut off); the fenced one wins.
     ("fenced-beats-later-prose", f"```svg\n{A}\n```\nThe drawing is closed by `</svg>` and opened by <svg viewBox> as usual.", A, ["unclosed <svg"]),
-    ("quoted-angle-bracket", f'```svg\n<svg xmlns="http://www.w3.org/2000/svg" data-note="a>b" viewBox="0 0 10 10"><rect width="5" height="5"/></svg>\n```', '<svg xmlns="http://www.w3.org/2000/svg" data-note="a>b" viewBox="0 0 10 10"><rect width="5" height="5"/></svg>', None),
+    ("quoted-angle-bracket", '```svg\n<svg xmlns="http://www.w3.org/2000/svg" data-note="a>b" viewBox="0 0 10 10"><rect width="5" height="5"/></svg>\n```', '<svg xmlns="http://www.w3.org/2000/svg" data-note="a>b" viewBox="0 0 10 10"><rect width="5" height="5"/></svg>', None),
     ("self-closing", 'An empty canvas: <svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>', '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>', None),
     ("complete-then-cut-off", f"```svg\n{A}\n```\nA better one:\n```svg\n{B[:60]}", A, ["unclosed <svg"]),
     ("truncated-in-body", f'Here is the SVG:\n\n```svg\n{B[:90]}', "truncated_output", None),

@@ -138,7 +138,7 @@ def test_resume_skips_done_samples_without_a_request(tmp_path, server):
     (tmp_path / "out" / "claude" / slugify(prompts[0]) / "01.meta.json").unlink()
     third = run(tmp_path, server, prompts, samples=3)  # one lost sample, and a third sample each
     assert third.made == 4 + 1 + 8 and len(third.rows) == 24
-    assert [r for r in third.rows if r["model"] == "claude" and r["sample"] == 1 and r["prompt"] == prompts[0]][0]["status"] == "ok"
+    assert next(r for r in third.rows if r["model"] == "claude" and r["sample"] == 1 and r["prompt"] == prompts[0])["status"] == "ok"
 
 
 def test_rerun_with_other_settings_keeps_samples_and_says_so(tmp_path, server):

@@ -74,10 +74,11 @@ def main() -> None:
 @click.option(
     "--baseline",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Regression gate: an earlier results file (JSONL/JSON). Exit 1 if a file (same path), a model (the "
-    "manifest's model column) or the mean dropped by more than --max-drop points; error rows count as 0.",
+    help="Regression gate: an earlier results file (JSONL/JSON). Exit 1 if the mean, a model (the manifest's "
+    "model column) or a file (same path) dropped by more than --max-drop points; error rows count as 0.",
 )
 @click.option("--max-drop", type=click.FloatRange(min=0), default=2.0, show_default=True, help="With --baseline: the largest drop, in score points, that passes.")
+@click.option("--max-file-drop", type=click.FloatRange(min=0), help="With --baseline: a looser limit for single files [default: --max-drop].")
 def score(
     paths: tuple[Path, ...],
     prompt: str,
@@ -92,6 +93,7 @@ def score(
     resume: bool,
     baseline: Path | None,
     max_drop: float,
+    max_file_drop: float | None,
 ) -> None:
     """Score SVG files and directories (recursively: *.svg, *.svgz).
 
@@ -129,7 +131,8 @@ def score(
                 if before is not None:
                     scored.append(result.to_dict())
         if before is not None:
-            gate = check_regression(before, scored, max_drop=max_drop, models=manifest_models(manifest) if manifest else None)
+            models = manifest_models(manifest) if manifest else None
+            gate = check_regression(before, scored, max_drop=max_drop, max_file_drop=max_file_drop, models=models)
             click.echo("\n".join(gate.lines()), err=True)
             if gate.failed:
                 sys.exit(1)

@@ -3,6 +3,9 @@
 Files are matched by path as recorded (normalized, never resolved: a baseline made in another
 checkout still matches), not by content, since the point is to judge *changed* drawings.
 Error rows count as score 0, so a file that stops rendering is a drop of its whole score.
+One threshold serves the mean, each model and each file unless files get their own, looser
+one (``max_file_drop``): single drawings are noisier than means, and with equal thresholds a
+mean can never fail without some file failing too.
 Files only in one run are listed but never fail the gate (a generator may add or retire
 outputs); a run sharing *no* file with a non-empty baseline fails, since it checked nothing.
 """
@@ -38,7 +41,8 @@ class Change:
 
 @dataclass(frozen=True)
 class GateReport:
-    max_drop: float
+    max_drop: float  # for the mean and each model
+    max_file_drop: float
     compared: int  # files in both runs
     mean: Change | None  # over the files in both runs
     files: list[Change]  # files that dropped by more than max_drop, worst first
@@ -49,27 +53,31 @@ class GateReport:
 
     @property
     def failed(self) -> bool:
-        mean_dropped = self.mean is not None and -self.mean.delta > self.max_drop
-        return bool(self.files or self.models or mean_dropped or self.compared == 0)
+        return bool(self.files or self.models or self.mean_dropped or self.compared == 0)
+
+    @property
+    def mean_dropped(self) -> bool:
+        return self.mean is not None and -self.mean.delta > self.max_drop
 
     def lines(self) -> list[str]:
         """What CI prints: the verdict first, then what dropped, then what was not compared."""
         verdict = "FAILED" if self.failed else "passed"
-        out = [f"regression gate (max drop {self.max_drop:g} points): {verdict}"]
+        limits = f"{self.max_drop:g} points" + (f", {self.max_file_drop:g} per file" if self.max_file_drop != self.max_drop else "")
+        out = [f"regression gate (max drop {limits}): {verdict}"]
         if self.mean is None:
             out.append("  no file in common with the baseline: nothing was compared (same paths, scored from the same folder?)")
         else:
-            flag = "  dropped beyond the threshold" if -self.mean.delta > self.max_drop else ""
+            flag = "  dropped beyond the threshold" if self.mean_dropped else ""
             out.append(f"  {self.mean.line()}{flag}")
         if self.models:
-            out.append(f"  {len(self.models)} models dropped by more than {self.max_drop:g} points:")
+            out.append(f"  {_count(len(self.models), 'model')} dropped by more than {self.max_drop:g} points:")
             out.extend(f"    {change.line()}" for change in self.models)
         if self.files:
-            out.append(f"  {len(self.files)} of {self.compared} files dropped by more than {self.max_drop:g} points:")
+            out.append(f"  {len(self.files)} of {_count(self.compared, 'file')} dropped by more than {self.max_file_drop:g} points:")
             out.extend(f"    {change.line()}" for change in self.files)
         for label, paths in (("new (not in the baseline)", self.new), ("missing (in the baseline, not scored now)", self.missing)):
             if paths:
-                out.append(f"  {len(paths)} files {label}, not gated: {', '.join(paths[:10])}{' …' if len(paths) > 10 else ''}")
+                out.append(f"  {_count(len(paths), 'file')} {label}, not gated: {', '.join(paths[:10])}{' …' if len(paths) > 10 else ''}")
         if self.config_changed:
             out.append("  note: the baseline was made with a different config; differences may come from the config, not the files")
         return out
@@ -80,17 +88,19 @@ def check_regression(
     current: Iterable[Mapping[str, Any]],
     *,
     max_drop: float,
+    max_file_drop: float | None = None,
     models: Mapping[str, str] | None = None,
 ) -> GateReport:
     """Compare two runs' records. ``models`` maps resolved paths of the current run's files to
     their model (:func:`manifest_models`), for per-model means; without it only files and the
-    mean are gated."""
+    mean are gated. ``max_file_drop`` defaults to ``max_drop``."""
+    file_limit = max_drop if max_file_drop is None else max_file_drop
     before, after = _by_path(baseline), _by_path(current)
     common = [path for path in after if path in before]
     files = [
         Change(path, _score(before[path]), _score(after[path]), _error(after[path]))
         for path in common
-        if _score(before[path]) - _score(after[path]) > max_drop
+        if _score(before[path]) - _score(after[path]) > file_limit
     ]
     files.sort(key=lambda c: (c.delta, c.name))
     mean = None
@@ -119,6 +129,7 @@ def check_regression(
     configs = {r.get("config_sha256") for r in before.values()} | {r.get("config_sha256") for r in after.values()}
     return GateReport(
         max_drop=max_drop,
+        max_file_drop=file_limit,
         compared=len(common),
         mean=mean,
         files=files,
@@ -132,6 +143,10 @@ def check_regression(
 def manifest_models(manifest: Path) -> dict[str, str]:
     """Resolved file path → model, from a manifest's ``model`` column (empty if it has none)."""
     return {path: row["model"] for path, row in read_manifest_rows(manifest).items() if row.get("model")}
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _by_path(records: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:

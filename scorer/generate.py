@@ -54,6 +54,9 @@ _MODEL_FAULTS = frozenset({TruncatedOutputError.code, NoSvgError.code})
 # The request settings a sample was made with; a rerun with other values keeps (and flags) it.
 _SETTINGS = ("kind", "model_id", "temperature", "max_tokens", "seed", "prompt_text")
 _REDACTED = "[redacted]"
+# Shorter "keys" are placeholders local servers accept ("EMPTY", "none"): replacing every
+# occurrence of such a word would corrupt the files, and it guards nothing.
+_MIN_SECRET_LENGTH = 8
 
 
 class ModelsFile(_Strict):
@@ -191,7 +194,7 @@ def generate(
 ) -> RunSummary:
     """Make every job's sample not already done under ``out``; write the manifest (also when interrupted)."""
     keys = api_keys(list({j.model.name: j.model for j in jobs}.values()), environ)
-    secrets = tuple(k for k in keys.values() if k)
+    secrets = _secrets(keys)
     rows: dict[str, dict[str, Any]] = {}  # by stem (model specs hold dicts: not hashable)
     todo = []
     summary = RunSummary()
@@ -261,7 +264,7 @@ class Attempt:
 async def _ask_all(
     models_file: ModelsFile, jobs: Sequence[Job], keys: Mapping[str, str | None], options: RunOptions, finished: Callable[[Job, Attempt], None]
 ) -> None:
-    secrets = tuple(k for k in keys.values() if k)
+    secrets = _secrets(keys)
     gate = asyncio.Semaphore(options.concurrency)
     limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
     async with httpx.AsyncClient(timeout=options.timeout_s, limits=limits) as client:
@@ -344,6 +347,10 @@ def _backoff(first_s: float, attempt: int) -> float:
 def _snippet(body: bytes, secrets: Sequence[str]) -> str:
     text = " ".join(_redact(body, secrets).decode("utf-8", "replace").split())
     return text[:300] or "(empty body)"
+
+
+def _secrets(keys: Mapping[str, str | None]) -> tuple[str, ...]:
+    return tuple(k for k in keys.values() if k and len(k) >= _MIN_SECRET_LENGTH)
 
 
 def _redact(data: bytes, secrets: Sequence[str]) -> bytes:

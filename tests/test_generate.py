@@ -239,6 +239,13 @@ def test_api_key_is_sent_but_never_written_or_logged(tmp_path, server, monkeypat
     assert SECRET not in (tmp_path / "models.yaml").read_text()
 
 
+def test_placeholder_keys_are_sent_and_leave_files_intact(tmp_path, server):
+    # Local servers take any key ("k", "EMPTY"); replacing such a word everywhere would mangle the rows.
+    summary = run(tmp_path, server, ["a pelican riding a bicycle"], only=("claude",), environ={"FAKE_ANTHROPIC_KEY": "k"})
+    assert server.requests[0].headers["x-api-key"] == "k"
+    assert manifest(tmp_path) == summary.rows and summary.rows[0]["status"] == "ok" and summary.rows[0]["max_tokens"] == 1024
+
+
 def test_unset_key_variable_is_a_usage_error_before_any_request(tmp_path, server, monkeypatch):
     monkeypatch.delenv("FAKE_ANTHROPIC_KEY", raising=False)
     prompts = REPO / "configs" / "prompts" / "pelican.txt"

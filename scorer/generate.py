@@ -51,8 +51,6 @@ MANIFEST = "manifest.jsonl"
 DEFAULT_TEMPLATE = "Generate an SVG of {prompt}"
 # Outcomes that are the model's answer: asking again would re-roll the sample until it passes.
 _MODEL_FAULTS = frozenset({TruncatedOutputError.code, NoSvgError.code})
-# The request settings a sample was made with; a rerun with other values keeps (and flags) it.
-_SETTINGS = ("kind", "model_id", "temperature", "max_tokens", "seed", "prompt_text")
 _REDACTED = "[redacted]"
 # Shorter "keys" are placeholders local servers accept ("EMPTY", "none"): replacing every
 # occurrence of such a word would corrupt the files, and it guards nothing.
@@ -237,6 +235,7 @@ def _done(out: Path, job: Job) -> dict[str, Any] | None:
 
 
 def _settings(models_file: ModelsFile, job: Job) -> dict[str, Any]:
+    """What a sample was asked with, as its row records it; a rerun with other values keeps (and counts) it."""
     spec = job.model
     return {
         "kind": spec.kind,
@@ -244,6 +243,7 @@ def _settings(models_file: ModelsFile, job: Job) -> dict[str, Any]:
         "temperature": spec.temperature,
         "max_tokens": spec.max_tokens,
         "seed": job.seed,
+        "system": models_file.system,
         "prompt_text": models_file.prompt_text(job.prompt),
     }
 

@@ -62,7 +62,7 @@ def generate_command(
     click.echo(f"generate: {len(summary.rows)} samples ({outcomes}); {summary.made} made now, {summary.skipped} already there", err=True)
     if summary.changed:
         click.echo(f"note: {summary.changed} samples already there were made with other settings (model, temperature, "
-                   "max_tokens, seed or prompt text); delete them to make them anew", err=True)  # fmt: skip
+                   "max_tokens, seed, system or prompt text); delete them to make them anew", err=True)  # fmt: skip
     click.echo(str(out / MANIFEST))
     if summary.request_failures:
         click.echo(f"{summary.request_failures} samples have no reply (request failures); run the same command again to retry them", err=True)

@@ -395,7 +395,10 @@ _SCRIPT = """
       header.addEventListener("click", function () { sortTable(table, column, header); });
     });
   });
-  ["f-model", "f-prompt", "f-search", "f-min"].forEach(function (id) { byId(id).addEventListener("input", filterCards); });
+  ["f-model", "f-prompt", "f-search", "f-min"].forEach(function (id) {
+    byId(id).addEventListener("input", filterCards);
+    byId(id).addEventListener("change", filterCards);  // selects changed by script or older browsers fire only this
+  });
   byId("f-sort").addEventListener("change", sortCards);
   byId("side-a").addEventListener("change", sideBySide);
   byId("side-b").addEventListener("change", sideBySide);

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # tests are offline by design, so they say so up front. Real weights: SVGSCORE_CLIP_WEIGHTS.
 OFFLINE := HF_HUB_OFFLINE=1
 
-.PHONY: install demo test robustness bench validate clean
+.PHONY: install browser demo test robustness bench validate clean
 
 install: $(STAMP)
 
@@ -19,10 +19,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[clip,dev,resvg]'
 	touch $(STAMP)
 
+# The HTML report is tested in a real headless Chromium (Debian packages chromium and
+# chromium-driver). Installed here when missing and apt-get is allowed; otherwise those
+# tests skip and say why.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver) || \
+		echo "chromium not installed: the browser tests will skip"
+
 demo: $(STAMP)
 	$(OFFLINE) $(BIN)/svgscore score fixtures/ladder fixtures/other_prompt fixtures/decoy fixtures/broken --manifest fixtures/prompts.csv
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(OFFLINE) $(BIN)/python -m pytest
 
 # Sweep the resvg test suite (and fixtures/hostile/) through the Scorer; check the robustness

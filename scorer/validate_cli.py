@@ -247,14 +247,20 @@ def validate(
     jobs: int | None,
     no_cache: bool,
 ) -> None:
-    """Measure agreement with reference labels: pairwise VOTES (CSV a,b,winner[,prompt]) and rankings.
+    """Measure agreement with reference LABELS: pairwise votes (CSV a,b,winner[,prompt]) and rankings.
+
+    Positional files are told apart by header: a,b,winner is votes, path,rank[,group] is a
+    ranking. Paths inside are relative to the file. Prints, per file and config: agreement on
+    non-tie votes with a bootstrap 95% interval (fixed seed; votes sharing a file make it
+    optimistic), skipped votes by reason, Spearman and Kendall between the judge and a
+    Bradley–Terry fit of the votes (within connected parts of the vote graph), and each
+    component's agreement alone and the total's agreement without it.
 
     \b
-    Positional files are told apart by header: a,b,winner is votes, path,rank is a ranking.
-    Paths inside are relative to the file. Prints, per file and config: agreement on non-tie
-    votes with a bootstrap 95% interval (fixed seed), skipped votes by reason, Spearman and
-    Kendall between the judge and a Bradley–Terry fit of the votes (within connected parts of
-    the vote graph), and each component's agreement alone and the total's without it.
+    Examples:
+      svgscore validate votes.csv
+      svgscore validate votes.csv --config configs/structural.yaml --config mine.yaml --format json
+      svgscore validate --ranking best_first.txt
     """
     if not labels and not rankings:
         raise click.UsageError("give a votes or ranking file, or --ranking FILE")

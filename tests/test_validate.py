@@ -21,7 +21,7 @@ from scorer.validate import (
     preference,
     rank_correlation,
 )
-from scorer.validate_cli import ranking_figures, vote_figures
+from scorer.validate_cli import load_labels, ranking_figures, vote_figures
 from scorer.votes import label_kind, read_ranking, read_votes
 
 from .conftest import FIXTURES, LADDER, REPO
@@ -244,3 +244,15 @@ def test_validate_table_and_usage_errors(labels):
     assert "agreement [95% CI]" in proc.stdout and "skipped: judge tie" in proc.stdout and "Bradley–Terry" in proc.stdout
     assert _validate().returncode == 2
     assert _validate(str(labels / "order.txt")).returncode == 2  # a plain list needs --ranking
+
+
+def test_prompts_come_from_the_row_then_the_manifest_then_the_default(tmp_path):
+    votes = tmp_path / "votes.csv"
+    votes.write_text("a,b,winner,prompt\nx.svg,y.svg,a,a heron\nx.svg,y.svg,b,\n")
+    ranking = tmp_path / "order.txt"
+    ranking.write_text("x.svg\ny.svg\n")
+    manifest = {str((tmp_path / "y.svg").resolve()): "a crane"}
+    found = load_labels([votes], [ranking], manifest, "a pelican")
+    x, y = str((tmp_path / "x.svg").resolve()), str((tmp_path / "y.svg").resolve())
+    assert found[0].votes == [((x, "a heron"), (y, "a heron"), "a"), ((x, "a pelican"), (y, "a crane"), "b")]
+    assert found[1].votes is None and [key for key, _, _ in found[1].ranking] == [(x, "a pelican"), (y, "a crane")]

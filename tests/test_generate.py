@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -37,7 +38,7 @@ def _loopback_only(monkeypatch):
         return connect(sock, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
-    yield
+    yield elsewhere
     assert not elsewhere, f"tests tried to reach {elsewhere}"
 
 
@@ -214,6 +215,14 @@ def test_a_longer_retry_after_than_allowed_fails_the_sample_at_once(tmp_path, se
     summary = run(tmp_path, server, ["a pelican [429]"], only=("local",))
     assert summary.rows[0]["error_code"] == "request_failed" and "asked to wait 3600 s" in summary.rows[0]["error_message"]
     assert time.monotonic() - started < 1
+
+
+def test_the_loopback_guard_holds(tmp_path, _loopback_only):
+    models_file = load_models(models_yaml(tmp_path, SimpleNamespace(url="http://192.0.2.1:9")))  # TEST-NET-1: never routed
+    summary = generate(models_file, plan(models_file, ["a pelican"], 1, ("local",)), tmp_path / "out", FAST, environ={})
+    assert summary.rows[0]["error_code"] == "request_failed" and summary.rows[0]["attempts"] == 2
+    assert _loopback_only == [("192.0.2.1", 9)] * 2
+    _loopback_only.clear()
 
 
 # -- keys ---------------------------------------------------------------------------------

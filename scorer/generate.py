@@ -178,7 +178,8 @@ class RunSummary:
         return sum(1 for row in self.rows if row["error_code"] and row["error_code"] not in _MODEL_FAULTS)
 
 
-OnSample = Callable[[dict[str, Any], int, int], None]  # (row, samples made so far, samples to make)
+# (row, samples made so far, samples to make); called once with no row before the first request.
+OnSample = Callable[[dict[str, Any] | None, int, int], None]
 
 
 def generate(
@@ -213,6 +214,8 @@ def generate(
 
     try:
         if todo:
+            if on_sample is not None:
+                on_sample(None, 0, len(todo))
             asyncio.run(_ask_all(models_file, todo, keys, options, finished))
     finally:
         summary.rows = [rows[j.stem] for j in jobs if j.stem in rows]

@@ -81,7 +81,7 @@ def _progress() -> Iterator[OnSample]:
     progress = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
     task = progress.add_task("generate", total=None)
 
-    def on_sample(row: dict[str, Any], done: int, total: int) -> None:
+    def on_sample(row: dict[str, Any] | None, done: int, total: int) -> None:
         progress.start()
         progress.update(task, completed=done, total=total)
         _say_failure(row, lambda text: progress.console.print(text, markup=False, highlight=False))
@@ -92,8 +92,8 @@ def _progress() -> Iterator[OnSample]:
         progress.stop()
 
 
-def _say_failure(row: dict[str, Any], say: Callable[[str], None]) -> None:
-    if row["error_code"]:
+def _say_failure(row: dict[str, Any] | None, say: Callable[[str], None]) -> None:
+    if row is not None and row["error_code"]:
         say(f"{row['path']}: {row['error_code']}: {row['error_message']}")
 
 

@@ -16,6 +16,7 @@ from .errors import (  # noqa: E402
     SvgScoreError,
     UsageError,
 )
+from .extract import Extraction, extract_svg  # noqa: E402
 from .inputs import ScoreItem  # noqa: E402
 from .record import ClipInfo, Component, ErrorInfo, RenderInfo, ScoreResult  # noqa: E402
 
@@ -27,6 +28,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ErrorInfo",
+    "Extraction",
     "InputError",
     "RenderInfo",
     "ScoreItem",
@@ -35,6 +37,7 @@ __all__ = [
     "SvgScoreError",
     "UsageError",
     "__version__",
+    "extract_svg",
     "load_config",
     "score_dir",
     "score_file",

@@ -101,6 +101,32 @@ class Leaderboard:
         steps = set(zip(ranked, ranked[1:]))
         return [p for p in self.pairs if (p.a, p.b) in steps]
 
+    def sentences(self) -> list[str]:
+        """The plain-language reading: a verdict per step of the ranking that can be judged, one
+        line for the steps that cannot (too few samples), then how the numbers were made."""
+        adjacent = self.adjacent_pairs()
+        lines = [p.verdict for p in adjacent if p.difference_interval is not None or p.shared_prompts == 0]
+        unjudged = [p for p in adjacent if p.difference_interval is None and p.shared_prompts > 0]
+        if len(unjudged) == 1:
+            lines.append(unjudged[0].verdict)
+        elif unjudged:
+            single = sorted(m.model for m in self.models if m.n < _MIN_SAMPLES)
+            who = (
+                "every model has a single sample"
+                if len(single) == len(self.models)
+                else f"{', '.join(single) if len(single) <= 6 else f'{len(single)} models'} have a single sample"
+            )
+            lines.append(
+                f"Too few samples to judge {len(unjudged)} of the {len(adjacent)} steps of this ranking: {who}, "
+                "and a single drawing says nothing about how a model draws in general; score more samples."
+            )
+        policy = "count as score 0" if self.errors == "zero" else "are left out of the means"
+        lines.append(
+            f"Error rows {policy}. Intervals: 95%, two-stage bootstrap over prompts and samples "
+            f"({self.resamples} resamples, seed {self.seed})."
+        )
+        return lines + self.notes
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -246,10 +272,10 @@ def leaderboard(
         for b in summaries[i + 1 :]
     ]
     notes = list(notes)
-    small = [m.model for m in summaries if 0 < m.n < _FEW_SAMPLES]
+    small = [m.model for m in summaries if _MIN_SAMPLES <= m.n < _FEW_SAMPLES]
     if small:
         notes.append(
-            f"{len(small)} of {len(summaries)} models have fewer than {_FEW_SAMPLES} samples: at that size "
+            f"{len(small)} of {len(summaries)} models have {_MIN_SAMPLES} to {_FEW_SAMPLES - 1} samples: at that size "
             "bootstrap intervals are too narrow, so read their verdicts as optimistic."
         )
     if len({s.prompt for s in samples}) == 1:
@@ -398,16 +424,8 @@ def write_table(board: Leaderboard, stream: Any, *, all_pairs: bool = False) -> 
     console.print(table)
     if pairs:
         console.print(shown)
-    for p in board.adjacent_pairs():
-        console.print(p.verdict, soft_wrap=True)
-    policy = "count as score 0" if board.errors == "zero" else "are left out of the means"
-    console.print(
-        f"Error rows {policy}. Intervals: two-stage bootstrap over prompts and samples, "
-        f"{board.resamples} resamples, seed {board.seed}.",
-        soft_wrap=True,
-    )
-    for note in board.notes:
-        console.print(note, soft_wrap=True)
+    for line in board.sentences():
+        console.print(line, soft_wrap=True)
 
 
 def _num(value: float | None, spec: str) -> str:

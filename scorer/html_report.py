@@ -216,13 +216,7 @@ def _leaderboard_table(board: Leaderboard) -> str:
 
 
 def _verdicts(board: Leaderboard) -> str:
-    policy = "count as score 0" if board.errors == "zero" else "are left out of the means"
-    lines = [p.verdict for p in board.adjacent_pairs()]
-    lines.append(
-        f"Error rows {policy}. Intervals: 95 %, two-stage bootstrap over prompts and samples "
-        f"({board.resamples} resamples, seed {board.seed})."
-    )
-    lines.extend(board.notes)
+    lines = board.sentences()
     return '<ul class="verdicts">' + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>"
 
 

@@ -70,6 +70,18 @@ def test_one_sample_gives_no_interval_and_a_too_few_verdict():
     [pair] = board.pairs
     assert not pair.separable and pair.difference == 80 and pair.win_probability == 1.0
     assert pair.verdict.startswith("Too few samples to compare a and b (1 and 1")
+    assert board.sentences()[0] == pair.verdict
+
+
+def test_sentences_judge_each_step_and_summarize_the_unjudgeable_ones():
+    board = leaderboard(samples("a", STRONG) + samples("b", WEAK) + samples("c", [5]) + samples("d", [1]))
+    lines = board.sentences()
+    assert lines[0].startswith("a draws better than b")
+    assert lines[1] == (
+        "Too few samples to judge 2 of the 3 steps of this ranking: c, d have a single sample, "
+        "and a single drawing says nothing about how a model draws in general; score more samples."
+    )
+    assert lines[2].startswith("Error rows count as score 0. Intervals: 95%")
 
 
 def test_deterministic_and_independent_of_other_models():
@@ -114,7 +126,7 @@ def test_error_rows_count_as_zero_or_are_excluded():
 
 def test_notes_on_small_samples_and_a_single_prompt():
     notes = leaderboard(samples("a", [1, 2, 3])).notes
-    assert any("fewer than 10 samples" in n for n in notes) and any("One prompt only" in n for n in notes)
+    assert any("have 2 to 9 samples" in n for n in notes) and any("One prompt only" in n for n in notes)
     assert leaderboard(samples("a", STRONG, prompts=("p",)) + samples("a", STRONG, prompts=("q",))).notes == []
 
 

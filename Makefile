@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[clip,dev,resvg]'
+	$(BIN)/pip install --quiet -e '.[clip,ocr,dev,resvg]'
 	touch $(STAMP)
 
 # The HTML report is tested in a real headless Chromium (Debian packages chromium and

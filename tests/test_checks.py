@@ -18,12 +18,10 @@ def values(result):
 
 
 def test_ladder_is_ordered_by_the_structural_score(structural):
-    scores = {p.stem: structural.score_file(p, PROMPT).score for p in LADDER}
-    blank, shapes, bicycle, pelican, crude, careful = (scores[p.stem] for p in LADDER)
-    assert blank == 0  # the not_blank gate
-    assert blank < shapes < bicycle < crude < careful
-    # Without CLIP nothing sees a bird; the bicycle checks still put a pelican without one low.
-    assert 0 < pelican < bicycle
+    # The strict, rung-by-rung version (configs/structural.yaml) is in test_antigaming.py.
+    scores = [structural.score_file(p, PROMPT).score for p in LADDER]
+    assert scores[0] == 0  # the not_blank gate
+    assert scores == sorted(scores) and len(set(scores)) == len(scores)
 
 
 def test_broken_files_become_error_rows(structural):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -119,6 +120,9 @@ class BicycleParams(_Params):
     min_wheel_radius: float = Field(0.04, gt=0, le=0.5, description="smallest wheel radius, as a share of the canvas's longer side")
     min_roundness: float = Field(0.95, gt=0, le=1, description="1 − relative spread of centre distances; a square scores ~0.90")
     raster_fallback: bool = True
+    max_wheel_candidates: int = Field(
+        8, ge=2, description="wheel-sized circles beyond which a wheel pair is chance (noise), not a bicycle: value × max/found"
+    )
 
 
 @check(
@@ -139,12 +143,26 @@ def bicycle_present(drawing: Drawing, params: BicycleParams) -> Measurement:
         return Measurement(0.0, "no wheel-like circles found", {"wheel_candidates": 0})
     (ax, ay, ar), (bx, by, br) = pair
     coverage = _frame_coverage(drawing.geometry.shapes, pair)
+    specific = specificity(len(circles), params.max_wheel_candidates)
     return Measurement(
-        0.6 + 0.4 * coverage,
+        (0.6 + 0.4 * coverage) * specific,
         f"two wheels r≈{ar:.0f}/{br:.0f} side by side, {bx - ax:.0f} apart, found in {source}; "
-        f"frame strokes span {coverage:.0%} of the span between the hubs",
-        {"wheels": [[round(v, 2) for v in w] for w in pair], "frame_coverage": round(coverage, 4)},
+        f"frame strokes span {coverage:.0%} of the span between the hubs{_chance_note(len(circles), specific)}",
+        {"wheels": [[round(v, 2) for v in w] for w in pair], "frame_coverage": round(coverage, 4), "wheel_candidates": len(circles)},
     )
+
+
+def specificity(candidates: int, most: int) -> float:
+    """1 while a feature has at most ``most`` look-alikes; less as look-alikes multiply.
+
+    Among thousands of random shapes some pair always looks like wheels: a find means little
+    when the drawing offers that many candidates.
+    """
+    return min(1.0, most / candidates) if candidates else 1.0
+
+
+def _chance_note(candidates: int, specific: float) -> str:
+    return f"; ×{specific:.2f}: one of {candidates} look-alike candidates, likely chance" if specific < 1 else ""
 
 
 Circle = tuple[float, float, float]
@@ -239,36 +257,153 @@ class RiderParams(BicycleParams):
 
 @check(
     "rider_on_bicycle",
-    "solid shapes (a rider's body) sitting above the wheels, between the hubs, as riding implies",
+    "solid shapes (a rider's body) sitting above the wheels between the hubs, rather than beside the bicycle",
     params=RiderParams,
     subjects=(BICYCLE_WORDS, RIDING_WORDS),
 )
 def rider_on_bicycle(drawing: Drawing, params: RiderParams) -> Measurement:
-    pair, _, _ = find_wheels(drawing, params)
+    pair, circles, _ = find_wheels(drawing, params)
     if pair is None:
         return Measurement(0.0, "no bicycle found, so nothing rides one")
     (ax, ay, ar), (bx, by, br) = pair
     r = (ar + br) / 2
     axle = (ay + by) / 2
-    canvas = drawing.svg.canvas
-    area = 0.0
-    for shape in drawing.geometry.shapes:
-        if not shape.closed or shape.thickness <= 0.35 * r:
-            continue  # strokes are frame, not body
-        x0, y0, x1, y1 = shape.bbox
-        if (x1 - x0) * (y1 - y0) > 0.5 * canvas.width * canvas.height:
-            continue  # a backdrop, not a rider
+    above = beside = 0.0
+    for shape in solid_shapes(drawing, thicker_than=0.35 * r):  # thinner ones are frame strokes
         cx, cy = shape.points.mean(axis=0)
-        if ax - 0.3 * r <= cx <= bx + 0.3 * r and axle - 4.0 * r <= cy <= axle - 0.8 * r:
-            area += _polygon_area(shape.points)
-    share = area / (r * r)
+        if not axle - 4.0 * r <= cy <= axle + r:
+            continue  # sky and ground: scenery, neither riding nor standing by
+        if ax - 0.3 * r <= cx <= bx + 0.3 * r and cy <= axle - 0.8 * r:
+            above += polygon_area(shape.points)
+        elif cx < ax - r or cx > bx + r:
+            beside += polygon_area(shape.points)
+    # The bird's mass must be on the bicycle: a figure standing next to it pulls the value down.
+    on_share = above / (above + beside) if above else 0.0
+    specific = specificity(len(circles), params.max_wheel_candidates)
+    value = min(1.0, above / (r * r) / params.full_at) * on_share * specific
     return Measurement(
-        min(1.0, share / params.full_at),
-        f"solid shapes above the wheels cover {share:.2f} r² (r = wheel radius; full marks at {params.full_at:g} r²)",
-        {"rider_area_r2": round(share, 4)},
+        value,
+        f"solid shapes above the wheels cover {above / (r * r):.2f} r² (full marks at {params.full_at:g} r², "
+        f"r = wheel radius); {on_share:.0%} of the figure mass at riding height is on the bicycle rather than "
+        f"beside it{_chance_note(len(circles), specific)}",
+        {"rider_area_r2": round(above / (r * r), 4), "beside_area_r2": round(beside / (r * r), 4), "on_share": round(on_share, 4)},
     )
 
 
-def _polygon_area(points: np.ndarray) -> float:
+def solid_shapes(drawing: Drawing, thicker_than: float) -> list[Shape]:
+    """Closed shapes thicker than ``thicker_than`` that are not a backdrop (half the canvas or more)."""
+    canvas = drawing.svg.canvas
+    half = 0.5 * canvas.width * canvas.height
+    return [
+        s for s in drawing.geometry.shapes
+        if s.closed and s.thickness > thicker_than and (s.bbox[2] - s.bbox[0]) * (s.bbox[3] - s.bbox[1]) <= half
+    ]
+
+
+def polygon_area(points: np.ndarray) -> float:
     x, y = points[:, 0], points[:, 1]
     return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
+
+
+PELICAN_WORDS = ("pelican", "pelicans")
+
+
+class PelicanParams(_Params):
+    head_radius: tuple[float, float] = Field(
+        (0.02, 0.12), description="smallest and largest head radius, as shares of the canvas's longer side"
+    )
+    min_head_roundness: float = Field(0.85, gt=0, le=1, description="roundness (see bicycle_present) a head needs")
+    beak_length: float = Field(2.5, gt=0, description="a pelican's beak is at least this many head radii long")
+    max_head_candidates: int = Field(8, ge=1, description="round head-sized shapes beyond which a find is chance")
+
+
+@check(
+    "pelican_features",
+    "a pelican's build from geometry: a round head with a long, slender, filled beak reaching out of it (0.5), a bigger "
+    "body below the head (0.3), an eye inside the head (0.2)",
+    params=PelicanParams,
+    subjects=(PELICAN_WORDS,),
+)
+def pelican_features(drawing: Drawing, params: PelicanParams) -> Measurement:
+    canvas = drawing.svg.canvas
+    side = max(canvas.width, canvas.height)
+    low, high = params.head_radius[0] * side, params.head_radius[1] * side
+    heads = [
+        s.circle_fit for s in solid_shapes(drawing, thicker_than=0.0)
+        if s.circle_fit and s.circle_fit[3] >= params.min_head_roundness and low <= s.circle_fit[2] <= high
+    ]
+    if not heads:
+        return Measurement(0.0, "no round head-sized shape", {"heads": 0})
+    parts = _Parts.of(drawing)
+    found = max((parts.around(head[:3], params.beak_length) for head in heads), key=_pelican_value)
+    specific = specificity(len(heads), params.max_head_candidates)
+    if not found["beak"]:
+        return Measurement(0.0, f"none of {len(heads)} round head-sized shapes has a long beak", {"heads": len(heads)})
+    named = ", ".join(name for name in ("beak", "body", "eye") if found[name])
+    return Measurement(
+        _pelican_value(found) * specific,
+        f"a round head with {named} ({len(heads)} head candidate(s)){_chance_note(len(heads), specific)}",
+        {"heads": len(heads), **found},
+    )
+
+
+def _pelican_value(found: dict[str, bool]) -> float:
+    # Body and eye only count around a head that has the beak: alone they are any animal.
+    return found["beak"] * (0.5 + 0.3 * found["body"] + 0.2 * found["eye"])
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Per-shape measures the head search compares against, computed once for all heads."""
+
+    ends: np.ndarray  # (N, 2, 2): both ends of each shape's main axis
+    length: np.ndarray  # (N,): extent along the main axis
+    thickness: np.ndarray  # (N,): extent across it
+    centre: np.ndarray  # (N, 2)
+    area: np.ndarray  # (N,): polygon area (0 for open shapes)
+    closed: np.ndarray  # (N,) bool
+
+    @classmethod
+    def of(cls, drawing: Drawing) -> _Parts:
+        shapes = drawing.geometry.shapes
+        axes = [_principal_axis(s.points) for s in shapes]
+        return cls(
+            ends=np.array([a[0] for a in axes]).reshape(-1, 2, 2),
+            length=np.array([a[1] for a in axes]),
+            thickness=np.array([a[2] for a in axes]),
+            centre=np.array([s.points.mean(axis=0) for s in shapes]).reshape(-1, 2),
+            area=np.array([polygon_area(s.points) if s.closed else 0.0 for s in shapes]),
+            closed=np.array([s.closed for s in shapes], dtype=bool),
+        )
+
+    def around(self, head: tuple[float, float, float], beak_length: float) -> dict[str, bool]:
+        hx, hy, hr = head
+        reach = np.hypot(self.ends[..., 0] - hx, self.ends[..., 1] - hy)  # (N, 2)
+        # A beak starts at the head, ends well beyond it, is long and slender, and is a filled
+        # outline: a bare stroke from a round shape is a crank, a hand or a clock hand.
+        beak = (
+            self.closed
+            & (reach.min(axis=1) <= 1.5 * hr)
+            & (reach.max(axis=1) >= beak_length * hr)
+            & (self.length >= beak_length * hr)
+            & (self.thickness <= 0.5 * self.length)
+        )
+        head_area = math.pi * hr * hr
+        inside = np.hypot(self.centre[:, 0] - hx, self.centre[:, 1] - hy) < hr
+        return {
+            "beak": bool(beak.any()),
+            "body": bool(((self.area >= 3 * head_area) & (self.centre[:, 1] > hy)).any()),
+            "eye": bool((inside & (self.area > 0) & (self.area <= 0.2 * head_area)).any()),
+        }
+
+
+def _principal_axis(points: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Both ends of the main axis, the extent along it and the extent across it."""
+    mean = points.mean(axis=0)
+    centred = points - mean
+    if len(points) < 2 or not centred.any():
+        return np.array([mean, mean]), 0.0, 0.0
+    axes = np.linalg.svd(centred, full_matrices=False)[2]
+    along, across = centred @ axes[0], centred @ axes[-1]
+    ends = mean + np.outer([along.min(), along.max()], axes[0])
+    return ends, float(along.max() - along.min()), float(across.max() - across.min())

@@ -82,13 +82,14 @@ class Geometry:
     shapes: tuple[Shape, ...]
     texts: tuple[str, ...]  # visible text content, one entry per text element
     truncated: bool  # True when MAX_SHAPES or MAX_VISITS stopped the walk
+    images: tuple[Shape, ...] = ()  # the placement rectangle of every drawn <image>, in canvas units
 
 
 def extract_geometry(root: etree._Element, canvas: Canvas) -> Geometry:
     ids = {el.get("id"): el for el in root.iter() if isinstance(el.tag, str) and el.get("id")}
     walker = _Walker(ids, canvas)
     walker.visit_children(root, _matrix(root.get("transform")), frozenset())
-    return Geometry(tuple(walker.shapes), tuple(walker.texts), walker.truncated)
+    return Geometry(tuple(walker.shapes), tuple(walker.texts), walker.truncated, tuple(walker.images))
 
 
 def _local(el: etree._Element) -> str:
@@ -120,6 +121,7 @@ class _Walker:
         self.canvas = canvas
         self.shapes: list[Shape] = []
         self.texts: list[str] = []
+        self.images: list[Shape] = []
         self.truncated = False
         self.visits = 0
 
@@ -146,6 +148,11 @@ class _Walker:
             self._visit_use(el, ctm, using)
         elif tag in SHAPE_TAGS:
             self._add_shape(tag, el, ctm)
+        elif tag == "image":
+            # Kept apart from the shapes: a bitmap is not drawing, and checks weigh it on its own.
+            outline = _outline("rect", el, self._len)
+            if outline is not None and np.isfinite(outline[0]).all():
+                self.images.append(_placed("image", outline, ctm))
         elif tag in TEXT_TAGS:
             text = " ".join("".join(el.itertext()).split())
             if text:
@@ -175,11 +182,15 @@ class _Walker:
         outline = _outline(tag, el, self._len)
         if outline is None:
             return
-        points, closed = outline
-        if not np.isfinite(points).all() or len(points) == 0:
-            return
-        homogeneous = np.c_[points, np.ones(len(points))]
-        self.shapes.append(Shape(tag, (homogeneous @ ctm.T)[:, :2], closed))
+        if np.isfinite(outline[0]).all() and len(outline[0]):
+            self.shapes.append(_placed(tag, outline, ctm))
+
+
+def _placed(tag: str, outline: tuple[np.ndarray, bool], ctm: np.ndarray) -> Shape:
+    """The outline moved from its element's user space into canvas units."""
+    points, closed = outline
+    homogeneous = np.c_[points, np.ones(len(points))]
+    return Shape(tag, (homogeneous @ ctm.T)[:, :2], closed)
 
 
 def _outline(tag, el, length) -> tuple[np.ndarray, bool] | None:

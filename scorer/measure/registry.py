@@ -88,7 +88,7 @@ def check(
 
 
 def available_checks() -> dict[str, Check]:
-    from . import checks  # noqa: F401  (importing registers the built-in checks)
+    from . import checks, defences  # noqa: F401  (importing registers the built-in checks)
 
     return dict(CHECKS)
 

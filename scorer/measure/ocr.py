@@ -1,0 +1,57 @@
+"""Optional OCR on the render (the ``ocr`` extra: rapidocr-onnxruntime 1.4.x).
+
+Reads words drawn as outlines rather than as ``<text>``: the typographic attack on CLIP. The
+package ships its PP-OCR ONNX models inside the wheel, so nothing is downloaded. It runs on
+the CPU in one thread (onnxruntime is then bit-reproducible, and the workers share the cores),
+once per file, in the worker that rendered it. The engine loads lazily, once per worker.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+INSTALL_HINT = "pip install 'svgscore[ocr]'"
+# The detector's input is capped at this many pixels on its longer side. A 224 px render
+# upscaled 2× fits; the library's default ("at least 736 px") costs ~1 s per image.
+_DETECTOR_SIDE = 960
+
+
+@lru_cache(maxsize=1)
+def _engine() -> Any:
+    from rapidocr_onnxruntime import RapidOCR
+
+    return RapidOCR(
+        det_limit_side_len=_DETECTOR_SIDE,
+        det_limit_type="max",
+        intra_op_num_threads=1,
+        inter_op_num_threads=1,
+        use_cls=False,  # text is written upright; the 180° classifier only adds cost
+    )
+
+
+@lru_cache(maxsize=1)
+def unavailable() -> str | None:
+    """Why OCR cannot run here, or None when it can."""
+    try:
+        _engine()
+    except ImportError as exc:
+        return f"OCR unavailable: {exc.name or 'rapidocr_onnxruntime'} is not installed ({INSTALL_HINT})"
+    except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own types on a broken install)
+        return f"OCR unavailable: {type(exc).__name__}: {exc}"
+    return None
+
+
+def read_lines(rgb: np.ndarray, upscale: int, min_confidence: float) -> tuple[tuple[str, float], ...]:
+    """The text lines OCR reads in ``rgb`` (H, W, 3 uint8), with their confidences.
+
+    The render is upscaled first: at 224 px, words ~8 px tall are legible to CLIP but below
+    what the detector finds at native size.
+    """
+    import cv2  # installed with rapidocr-onnxruntime
+
+    image = cv2.resize(rgb, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC) if upscale > 1 else rgb
+    found, _ = _engine()(np.ascontiguousarray(image[..., ::-1]), use_cls=False)  # the library expects BGR
+    return tuple((str(text), round(float(score), 4)) for _, text, score in found or () if float(score) >= min_confidence)

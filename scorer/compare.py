@@ -16,9 +16,10 @@ model names alone, so adding a third model leaves the first two's intervals unch
 
 from __future__ import annotations
 
+import itertools
 import json
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,7 +47,6 @@ class Sample:
     prompt: str
     score: float | None  # None: an error row (or nothing could be measured)
     components: Mapping[str, float | None]
-    path: str | None = None
     error: str | None = None  # the error code of an error row
 
 
@@ -64,6 +64,7 @@ class ModelSummary:
     model: str
     n: int  # samples counted in the mean
     errors: int  # error rows among this model's samples (counted as 0, or excluded)
+    error_codes: dict[str, int]  # how many of each error code, most frequent first
     prompts: int
     mean: float | None  # None only when every sample was an excluded error
     interval: Interval | None  # 95 %; None with fewer than two samples
@@ -98,7 +99,7 @@ class Leaderboard:
     def adjacent_pairs(self) -> list[PairComparison]:
         """Each model against the next one down: whether the ranking's every step is real."""
         ranked = [m.model for m in self.models]
-        steps = set(zip(ranked, ranked[1:]))
+        steps = set(itertools.pairwise(ranked))
         return [p for p in self.pairs if (p.a, p.b) in steps]
 
     def sentences(self) -> list[str]:
@@ -236,7 +237,6 @@ def sample_of(model: str, record: Mapping[str, Any]) -> Sample:
         prompt=str(record.get("prompt", "")),
         score=None if failed else float(record["score"]),
         components={name: c.get("value") for name, c in (record.get("components") or {}).items()},
-        path=record.get("path"),
         error=((record.get("error") or {}).get("code") or "no_score") if failed else None,
     )
 
@@ -340,6 +340,7 @@ def _summarize(
         model=model,
         n=n,
         errors=sum(s.score is None for s in group),
+        error_codes=dict(Counter(s.error for s in group if s.error is not None).most_common()),
         prompts=len({s.prompt for s in group}),
         mean=None if mean is None else round(mean, 4),
         interval=interval,

@@ -39,7 +39,8 @@ def _shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--manifest",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="CSV or JSONL with a 'path' column (relative to the manifest) and the column --by names, "
-            "e.g. the manifest `svgscore generate` writes.",
+            "e.g. the manifest `svgscore generate` writes. Records keep paths as `score` was given them: "
+            "run this from the same folder.",
         ),
         click.option(
             "--by",
@@ -55,7 +56,7 @@ def _shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Error rows (no drawing) count as score 0, or are left out of the means (counted either way).",
         ),
         click.option("--resamples", type=click.IntRange(min=100), default=DEFAULT_RESAMPLES, show_default=True, help="Bootstrap resamples."),
-        click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Bootstrap seed: same seed, same intervals."),
+        click.option("--seed", type=click.IntRange(min=0), default=DEFAULT_SEED, show_default=True, help="Bootstrap seed: same seed, same intervals."),
         click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="HTML only: limits and renderer for the thumbnails [default: built-in]."),
         click.option("--jobs", "-j", type=click.IntRange(min=1), help="HTML only: worker processes rendering thumbnails [default: CPU count]."),
         click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout."),

@@ -197,19 +197,18 @@ def _leaderboard_table(board: Leaderboard) -> str:
     pad = max(0.5, (axis_high - axis_low) * 0.05)
     axis_low, axis_high = max(0.0, axis_low - pad), min(100.0, axis_high + pad)
 
-    def at(value: float) -> str:
-        return f"{100 * (value - axis_low) / (axis_high - axis_low):.2f}"
+    def at(value: float) -> float:
+        return 100 * (value - axis_low) / (axis_high - axis_low)
 
     rows = []
     for rank, m in enumerate(board.models, start=1):
-        low, high = (m.interval.low, m.interval.high) if m.interval else ("", "")
         # Positions in % of the bar, applied by the script (inline style attributes would need a looser CSP).
-        span = f' data-left="{at(m.interval.low)}" data-width="{float(at(m.interval.high)) - float(at(m.interval.low)):.2f}"' if m.interval else ""
-        mark = f' data-mark="{at(m.mean)}"' if m.mean is not None else ""
+        span = f' data-left="{at(m.interval.low):.2f}" data-width="{at(m.interval.high) - at(m.interval.low):.2f}"' if m.interval else ""
+        mark = f' data-mark="{at(m.mean):.2f}"' if m.mean is not None else ""
         bar = f'<span class="bar" title="axis {axis_low:.1f}–{axis_high:.1f}"{span}{mark}><i></i><b></b></span>'
         cells = [
             (rank, str(rank)), (m.model, _e(m.model)), (m.n, str(m.n)), (m.errors, str(m.errors)), (m.prompts, str(m.prompts)),
-            (_fmt(m.mean, ""), _fmt(m.mean, ".1f")), (low, f"{_ci_text(m.interval, '.1f')} {bar}"),
+            (_fmt(m.mean, ""), _fmt(m.mean, ".1f")), (m.interval.low if m.interval else "", f"{_ci_text(m.interval, '.1f')} {bar}"),
         ] + [(_fmt(m.components.get(c), ""), _fmt(m.components.get(c), ".2f")) for c in board.components]  # fmt: skip
         rows.append("<tr>" + "".join(f'<td data-v="{_e(v)}">{text}</td>' for v, text in cells) + "</tr>")
     return f'<div class="wide"><table class="board sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'

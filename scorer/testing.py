@@ -42,7 +42,7 @@ def _scorer(config: ConfigSource, options: dict[str, Any]) -> Scorer:
 
 def assert_svg_score(
     path: str | os.PathLike[str],
-    min: float,  # noqa: A002  (the name reads best at the call site: min=60)
+    min: float,  # the name the call site reads best with (min=60), though it shadows the builtin
     *,
     prompt: str = DEFAULT_PROMPT,
     config: ConfigSource = None,

@@ -7,7 +7,13 @@ import pytest
 from click.testing import CliRunner
 
 from scorer.cli import main
-from scorer.compare import Sample, collect_records, default_grouping, leaderboard, read_results
+from scorer.compare import (
+    Sample,
+    collect_records,
+    default_grouping,
+    leaderboard,
+    read_results,
+)
 from scorer.errors import UsageError
 
 
@@ -15,9 +21,9 @@ def samples(model, scores, prompts=("p",)):
     """One Sample per (prompt, score): scores given per prompt as a list of lists, or one flat list."""
     per_prompt = scores if isinstance(scores[0], list) else [scores]
     return [
-        Sample(model, prompt, None if s is None else float(s), {"clip": None if s is None else s / 100}, f"{model}/{prompt}-{i}.svg", None if s is not None else "parse_error")
+        Sample(model, prompt, None if s is None else float(s), {"clip": None if s is None else s / 100}, None if s is not None else "parse_error")
         for prompt, values in zip(prompts, per_prompt)
-        for i, s in enumerate(values)
+        for s in values
     ]
 
 
@@ -116,7 +122,7 @@ def test_pairs_use_shared_prompts_only():
 def test_error_rows_count_as_zero_or_are_excluded():
     data = samples("m", [80, 80, None, None])
     [zero] = leaderboard(data).models
-    assert zero.mean == 40 and zero.errors == 2 and zero.n == 4
+    assert zero.mean == 40 and zero.errors == 2 and zero.n == 4 and zero.error_codes == {"parse_error": 2}
     [excluded] = leaderboard(data, errors="exclude").models
     assert excluded.mean == 80 and excluded.errors == 2 and excluded.n == 2
     assert excluded.components["clip"] == 0.8  # components are means over drawings that scored
@@ -134,7 +140,7 @@ def test_models_from_folders_stems_results_files_or_a_manifest(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     run_a = write_jsonl(tmp_path / "model-a.jsonl", [record("runs/alpha/1.svg", 50), record("runs/alpha/2.svg", 60)])
     run_b = write_jsonl(tmp_path / "model-b.jsonl", [record("runs/beta/gpt-x.svg", 70)])
-    models = lambda by, **kw: sorted({m for m, _ in collect_records([run_a, run_b], by=by, **kw)[0]})  # noqa: E731
+    models = lambda by, **kw: sorted({m for m, _ in collect_records([run_a, run_b], by=by, **kw)[0]})
     assert models("dir") == ["alpha", "beta"]
     assert models("stem") == ["1", "2", "gpt-x"]
     assert models("results") == ["model-a", "model-b"]

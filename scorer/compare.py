@@ -115,7 +115,7 @@ class Leaderboard:
             who = (
                 "every model has a single sample"
                 if len(single) == len(self.models)
-                else f"{', '.join(single) if len(single) <= 6 else f'{len(single)} models'} have a single sample"
+                else f"{', '.join(single) if len(single) <= 6 else f'{len(single)} models'} {'has' if len(single) == 1 else 'have'} a single sample"
             )
             lines.append(
                 f"Too few samples to judge {len(unjudged)} of the {len(adjacent)} steps of this ranking: {who}, "

@@ -197,5 +197,8 @@ def test_cli_table_and_json(tmp_path, monkeypatch):
     assert [m["model"] for m in board["models"]] == ["strong", "weak"]
     assert board["models"][1]["errors"] == 1 and board["models"][1]["n"] == 12
     assert board["pairs"][0]["separable"] is True and board["resamples"] == 500
+    page = tmp_path / "board.html"
+    assert runner.invoke(main, ["compare", str(strong), str(weak), "-o", str(page)]).exit_code == 0  # format from the suffix
+    assert page.read_text().startswith("<!doctype html>") and "read_error: cannot read file" in page.read_text()  # files gone: said so
     bad = runner.invoke(main, ["compare", str(strong), "--by", "model"])
     assert bad.exit_code == 2 and "needs --manifest" in bad.output

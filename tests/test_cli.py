@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from .conftest import FIXTURES, REPO
+from .conftest import FIXTURES, LADDER, REPO
 
 STRUCTURAL_CONFIG = str(REPO / "configs" / "structural.yaml")
 # Everything but fixtures/hostile/ (slow by design; tests/test_hostile.py covers it).
@@ -75,7 +75,7 @@ def test_csv_flattens_components(tmp_path):
     proc = run("score", "fixtures/ladder", "--config", STRUCTURAL_CONFIG, "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert len(rows) == 6
+    assert len(rows) == len(LADDER)
     assert {"path", "score", "error.code", "render.sha256", "bicycle_present.value", "bicycle_present.explanation"} <= set(rows[0])
     assert float(rows[-1]["bicycle_present.value"]) == 1.0
 

@@ -20,4 +20,5 @@ def test_results_keep_input_order_with_several_workers(structural):
     paths = [str(p) for p in LADDER] * 3
     results = list(structural.score_items(ScoreItem(p, "a pelican riding a bicycle") for p in paths))
     assert [r.path for r in results] == paths
-    assert results[:6] == results[6:12] == results[12:]
+    n = len(LADDER)
+    assert results[:n] == results[n : 2 * n] == results[2 * n :]

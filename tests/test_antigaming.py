@@ -129,8 +129,8 @@ def test_ocr_is_deterministic_and_quiet_on_honest_drawings(fixture_scores):
         component = fixture_scores[path.name].components["prompt_text"]
         assert component.value == 1 and component.details["ocr"] == "OCR read the render", path.name
     image = _render(FIXTURES / "attacks" / "glyphs_prompt.svg")
-    first = ocr.read_lines(image, upscale=2, min_confidence=0.6)
-    assert first == ocr.read_lines(image, upscale=2, min_confidence=0.6)
+    first = ocr.read_lines(image, side=448, min_confidence=0.6)
+    assert first == ocr.read_lines(image, side=448, min_confidence=0.6)
     assert {"pelican", "bicycle"} <= {text.lower() for text, _ in first}
 
 

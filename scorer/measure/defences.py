@@ -31,7 +31,7 @@ class _Params(BaseModel):
 
 class PromptTextParams(_Params):
     ocr: bool = Field(True, description="also read the render with OCR (words drawn as outlines); needs the ocr extra")
-    ocr_upscale: int = Field(2, ge=1, le=4, description="render upscaling before OCR, so ~8 px words are found")
+    ocr_side: int = Field(448, ge=64, le=2048, description="longer side (px) the render is resized to for OCR: 2× the default render, so ~8 px words are found")
     min_confidence: float = Field(0.6, gt=0, le=1, description="OCR lines below this confidence are ignored")
     similarity: float = Field(0.8, gt=0, le=1, description="difflib ratio at which a written word counts as a prompt word (OCR misreads)")
 
@@ -61,7 +61,7 @@ def _written(drawing: Drawing, params: PromptTextParams) -> tuple[list[tuple[str
     reason = ocr.unavailable()
     if reason is not None:
         return sources, reason
-    lines = ocr.read_lines(drawing.raster.on_white, params.ocr_upscale, params.min_confidence)
+    lines = ocr.read_lines(drawing.raster.on_white, params.ocr_side, params.min_confidence)
     return sources + [("OCR", text) for text, _ in lines], "OCR read the render"
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 INSTALL_HINT = "pip install 'svgscore[ocr]'"
-# The detector's input is capped at this many pixels on its longer side. A 224 px render
-# upscaled 2× fits; the library's default ("at least 736 px") costs ~1 s per image.
+# The detector's input is capped at this many pixels on its longer side (ours are smaller);
+# the library's default, "at least 736 px", upscales everything and costs ~1 s per image.
 _DETECTOR_SIDE = 960
 
 
@@ -44,14 +44,15 @@ def unavailable() -> str | None:
     return None
 
 
-def read_lines(rgb: np.ndarray, upscale: int, min_confidence: float) -> tuple[tuple[str, float], ...]:
-    """The text lines OCR reads in ``rgb`` (H, W, 3 uint8), with their confidences.
+def read_lines(rgb: np.ndarray, side: int, min_confidence: float) -> tuple[tuple[str, float], ...]:
+    """The text lines OCR reads in ``rgb`` (H, W, 3 uint8) resized to ``side`` px, with their confidences.
 
-    The render is upscaled first: at 224 px, words ~8 px tall are legible to CLIP but below
-    what the detector finds at native size.
+    A fixed OCR size keeps the cost independent of render.size; at the default 224 px render it
+    is a 2× upscale, without which words ~8 px tall (legible to CLIP) go undetected.
     """
     import cv2  # installed with rapidocr-onnxruntime
 
-    image = cv2.resize(rgb, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC) if upscale > 1 else rgb
+    factor = side / max(rgb.shape[:2])
+    image = cv2.resize(rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA)
     found, _ = _engine()(np.ascontiguousarray(image[..., ::-1]), use_cls=False)  # the library expects BGR
     return tuple((str(text), round(float(score), 4)) for _, text, score in found or () if float(score) >= min_confidence)

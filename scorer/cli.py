@@ -123,7 +123,9 @@ def score(
             stream = stack.enter_context(_open_output(output, append=resume, atomic=fmt in ("json", "table")))
             names = (["clip"] if scorer.config.clip.enabled else []) + list(scorer.config.checks)
             report = Report(fmt, stream, names)
-            stack.callback(report.close)  # also on Ctrl-C: what was scored is written
+            # Also on Ctrl-C or a crash: what was scored is written. Not on a usage error
+            # (e.g. CLIP required but unavailable): exit 2 prints nothing but the reason.
+            stack.push(lambda kind, *_: None if kind and issubclass(kind, UsageError) else report.close())
             for count, result in enumerate(_with_progress(scorer.score_items(items, skip=done))):
                 if count == 0:
                     _say_clip(result)

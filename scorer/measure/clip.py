@@ -10,6 +10,7 @@ network. When none can be had, CLIP is *unavailable*, with the reason: it is nev
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -129,7 +130,12 @@ def load_clip(config: ClipConfig, explicit_weights: str | os.PathLike[str] | Non
             return unavailable(problem)
         open_clip.add_model_config(config.model_config_file)
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=source, device=device)
+        if weights:
+            model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=None)
+            _load_checkpoint_in_place(model, weights)
+            model = model.to(device)
+        else:
+            model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=source, device=device)
         tokenizer = open_clip.get_tokenizer(config.model)
     except Exception as exc:  # noqa: BLE001  (hub, file and checkpoint errors come in many types)
         detail = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
@@ -139,6 +145,31 @@ def load_clip(config: ClipConfig, explicit_weights: str | os.PathLike[str] | Non
     torch.manual_seed(0)  # nothing random runs at inference; this pins any op that might
     info = ClipInfo(model=config.model, pretrained=source, available=True, reason=None, device=device)
     return ClipSimilarity(config, info, model, preprocess, tokenizer, device)
+
+
+def _load_checkpoint_in_place(model: Any, path: str) -> None:
+    """open_clip's own checkpoint loading (all its format conversions), at half the peak memory.
+
+    open_clip reads the whole state dict into memory and copies it into the randomly initialised
+    parameters, so a model is briefly held twice (ViT-B-32: ~1.9 GB peak instead of ~1.4 GB).
+    Here the file is memory-mapped and its tensors replace the parameters (``assign=True``).
+    """
+    from open_clip.factory import load_checkpoint
+
+    try:
+        from torch.utils.serialization import config as serialization
+    except ImportError:  # older torch: read into memory, as open_clip does
+        serialization = None
+    mmap_before = serialization.load.mmap if serialization else False
+    model.load_state_dict = functools.partial(type(model).load_state_dict, model, assign=True)
+    try:
+        if serialization:
+            serialization.load.mmap = True
+        load_checkpoint(model, path)  # weights_only: a checkpoint cannot run code
+    finally:
+        del model.load_state_dict
+        if serialization:
+            serialization.load.mmap = mmap_before
 
 
 def _model_config_problem(path: Path, model: str) -> str | None:

@@ -28,7 +28,7 @@ browser:
 		echo "chromium not installed: the browser tests will skip"
 
 demo: $(STAMP)
-	$(OFFLINE) $(BIN)/svgscore score fixtures/ladder fixtures/other_prompt fixtures/decoy fixtures/broken --manifest fixtures/prompts.csv
+	$(OFFLINE) $(BIN)/svgscore score fixtures/ladder fixtures/attacks fixtures/other_prompt fixtures/decoy fixtures/broken --manifest fixtures/prompts.csv
 
 test: $(STAMP) browser
 	$(OFFLINE) $(BIN)/python -m pytest

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..load import Canvas
 from .drawing import Drawing, differs_from
 from .geometry import Shape, iter_circles
 from .registry import Measurement, NoParams, check
@@ -291,13 +292,14 @@ def rider_on_bicycle(drawing: Drawing, params: RiderParams) -> Measurement:
 
 
 def solid_shapes(drawing: Drawing, thicker_than: float) -> list[Shape]:
-    """Closed shapes thicker than ``thicker_than`` that are not a backdrop (half the canvas or more)."""
-    canvas = drawing.svg.canvas
-    half = 0.5 * canvas.width * canvas.height
-    return [
-        s for s in drawing.geometry.shapes
-        if s.closed and s.thickness > thicker_than and (s.bbox[2] - s.bbox[0]) * (s.bbox[3] - s.bbox[1]) <= half
-    ]
+    """Closed shapes thicker than ``thicker_than`` that are not a backdrop."""
+    return [s for s in drawing.geometry.shapes if _solid(s, drawing.svg.canvas) and s.thickness > thicker_than]
+
+
+def _solid(shape: Shape, canvas: Canvas) -> bool:
+    """A closed outline smaller than half the canvas: a part of the picture, not its backdrop."""
+    x0, y0, x1, y1 = shape.bbox
+    return shape.closed and (x1 - x0) * (y1 - y0) <= 0.5 * canvas.width * canvas.height
 
 
 def polygon_area(points: np.ndarray) -> float:
@@ -360,8 +362,7 @@ class _Parts:
     length: np.ndarray  # (N,): extent along the main axis
     thickness: np.ndarray  # (N,): extent across it
     centre: np.ndarray  # (N, 2)
-    area: np.ndarray  # (N,): polygon area (0 for open shapes)
-    closed: np.ndarray  # (N,) bool
+    area: np.ndarray  # (N,): polygon area of solid shapes (see _solid); 0 for strokes and backdrops
 
     @classmethod
     def of(cls, drawing: Drawing) -> _Parts:
@@ -372,8 +373,7 @@ class _Parts:
             length=np.array([a[1] for a in axes]),
             thickness=np.array([a[2] for a in axes]),
             centre=np.array([s.points.mean(axis=0) for s in shapes]).reshape(-1, 2),
-            area=np.array([polygon_area(s.points) if s.closed else 0.0 for s in shapes]),
-            closed=np.array([s.closed for s in shapes], dtype=bool),
+            area=np.array([polygon_area(s.points) if _solid(s, drawing.svg.canvas) else 0.0 for s in shapes]),
         )
 
     def around(self, head: tuple[float, float, float], beak_length: float) -> dict[str, bool]:
@@ -382,7 +382,7 @@ class _Parts:
         # A beak starts at the head, ends well beyond it, is long and slender, and is a filled
         # outline: a bare stroke from a round shape is a crank, a hand or a clock hand.
         beak = (
-            self.closed
+            (self.area > 0)
             & (reach.min(axis=1) <= 1.5 * hr)
             & (reach.max(axis=1) >= beak_length * hr)
             & (self.length >= beak_length * hr)

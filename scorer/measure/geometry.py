@@ -110,6 +110,10 @@ def _translate(x: float, y: float) -> np.ndarray:
     return np.array([[1.0, 0.0, x], [0.0, 1.0, y], [0.0, 0.0, 1.0]])
 
 
+def _href(el: etree._Element) -> str:
+    return el.get("href") or el.get(f"{{{XLINK_NS}}}href") or ""
+
+
 def _hidden(el: etree._Element) -> bool:
     style = (el.get("style") or "").replace(" ", "").lower()
     return el.get("display") == "none" or "display:none" in style
@@ -148,8 +152,9 @@ class _Walker:
             self._visit_use(el, ctm, using)
         elif tag in SHAPE_TAGS:
             self._add_shape(tag, el, ctm)
-        elif tag == "image":
+        elif tag == "image" and _href(el).strip().lower().startswith("data:"):
             # Kept apart from the shapes: a bitmap is not drawing, and checks weigh it on its own.
+            # Only data: URLs are ever fetched (scorer.render), so other hrefs draw nothing.
             outline = _outline("rect", el, self._len)
             if outline is not None and np.isfinite(outline[0]).all():
                 self.images.append(_placed("image", outline, ctm))
@@ -159,7 +164,7 @@ class _Walker:
                 self.texts.append(text)
 
     def _visit_use(self, el: etree._Element, ctm: np.ndarray, using: frozenset[str]) -> None:
-        href = el.get("href") or el.get(f"{{{XLINK_NS}}}href") or ""
+        href = _href(el)
         target_id = href[1:] if href.startswith("#") else None
         target = self.ids.get(target_id) if target_id else None
         if target is None or target_id in using:  # external or recursive reference: not drawn

@@ -88,10 +88,11 @@ def _value(result: ScoreResult, name: str) -> float | None:
     return None if component is None else component.value
 
 
-def _score_without(result: ScoreResult, name: str, gates: Mapping[str, float]) -> float | None:
-    """The total with one component's weight set to 0 (its gate, if any, still applies)."""
-    components = {n: dataclasses.replace(c, weight=0.0) if n == name else c for n, c in result.components.items()}
-    return combine(components, gates)[0]
+def score_without(result: ScoreResult, name: str, gates: Mapping[str, float]) -> float | None:
+    """The total with one component removed: its weight and its gate (a gate-only check's
+    whole effect is its gate)."""
+    components = {n: c for n, c in result.components.items() if n != name}
+    return combine(components, {n: g for n, g in gates.items() if n != name})[0]
 
 
 def vote_figures(votes: Sequence[KeyedVote], results: Results, gates: Mapping[str, float]) -> dict[str, Any]:
@@ -127,7 +128,7 @@ def vote_figures(votes: Sequence[KeyedVote], results: Results, gates: Mapping[st
     components = {}
     for name in names:
         alone = agreement([(w, _value(ra, name), _value(rb, name)) for w, ra, rb in decided])
-        without = agreement([(w, _score_without(ra, name, gates), _score_without(rb, name, gates)) for w, ra, rb in decided])
+        without = agreement([(w, score_without(ra, name, gates), score_without(rb, name, gates)) for w, ra, rb in decided])
         components[name] = {"alone": _agreement_dict(alone), "without": _agreement_dict(without)}
     return {
         "files": len(files),

@@ -21,7 +21,12 @@ from scorer.validate import (
     preference,
     rank_correlation,
 )
-from scorer.validate_cli import load_labels, ranking_figures, vote_figures
+from scorer.validate_cli import (
+    load_labels,
+    ranking_figures,
+    score_without,
+    vote_figures,
+)
 from scorer.votes import label_kind, read_ranking, read_votes
 
 from .conftest import FIXTURES, LADDER, REPO
@@ -256,3 +261,10 @@ def test_prompts_come_from_the_row_then_the_manifest_then_the_default(tmp_path):
     x, y = str((tmp_path / "x.svg").resolve()), str((tmp_path / "y.svg").resolve())
     assert found[0].votes == [((x, "a heron"), (y, "a heron"), "a"), ((x, "a pelican"), (y, "a crane"), "b")]
     assert found[1].votes is None and [key for key, _, _ in found[1].ranking] == [(x, "a pelican"), (y, "a crane")]
+
+
+def test_a_component_is_removed_with_its_gate():
+    result = _result(0.9, 0.1)
+    assert combine(result.components, {"bad": 0.5})[0] == 0.0  # the gate closes
+    assert score_without(result, "bad", {"bad": 0.5}) == pytest.approx(90.0)
+    assert score_without(result, "good", {"bad": 0.5}) == 0.0

@@ -170,6 +170,12 @@ def _correlation_cell(found: dict[str, Any]) -> str:
     return f"ρ {_number(found['spearman'])}  τ {_number(found['kendall'])}  (n {found['n']}, groups {found['groups']})"
 
 
+def _component_cell(found: dict[str, Any], total: float) -> str:
+    without = found["without"]["value"]
+    change = "" if math.isnan(total) or math.isnan(without) else f" ({total - without:+.3f})"
+    return f"{_agreement_cell(found['alone'], interval=False)} | {_number(without)}{change}"
+
+
 def _rows(label_set: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """Table rows (label, one cell per config) for one label file."""
     figures = label_set["figures"]
@@ -184,14 +190,14 @@ def _rows(label_set: dict[str, Any]) -> list[tuple[str, list[str]]]:
         *[(f"skipped: {reason.replace('_', ' ')}", [str(f["skipped"][reason]) for f in figures]) for reason in SKIP_REASONS],
         ("agreement [95% CI] (votes used)", [_agreement_cell(f["agreement"]) for f in figures]),
         ("rank correlation with Bradley–Terry", [_correlation_cell(f["bradley_terry"]) for f in figures]),
-        ("per component: alone (decided) | total without it", [""] * len(figures)),
+        ("per component: alone (decided) | total without it (Δ, + = it helps)", [""] * len(figures)),
     ]
     names = list(dict.fromkeys(name for f in figures for name in f["components"]))
     for name in names:
         cells = []
         for f in figures:
             found = f["components"].get(name)
-            cells.append("" if found is None else f"{_agreement_cell(found['alone'], interval=False)} | {_number(found['without']['value'])}")
+            cells.append("" if found is None else _component_cell(found, f["agreement"]["value"]))
         rows.append((f"  {name}", cells))
     return rows
 

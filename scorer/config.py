@@ -93,8 +93,9 @@ def _default_checks() -> dict[str, CheckConfig]:
         "element_count": CheckConfig(weight=0.1),
         "within_canvas": CheckConfig(weight=0.05),
         "pelican_features": CheckConfig(weight=0.2),
+        "prompt_text": CheckConfig(weight=0.05),
         # Anti-gaming gates (weight 0): each zeroes what only imitates a drawing.
-        "prompt_text": CheckConfig(weight=0.0, gate=0.5),
+        "outlined_text": CheckConfig(weight=0.0, gate=0.5),
         "embedded_raster": CheckConfig(weight=0.0, gate=0.5),
         "contrast": CheckConfig(weight=0.0, gate=0.25),
         "display_size": CheckConfig(weight=0.0, gate=0.5),

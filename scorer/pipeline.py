@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -28,7 +29,7 @@ class FileTask:
 @dataclass(frozen=True)
 class Analysis:
     components: dict[str, Component]
-    image: np.ndarray  # the render on white, (H, W, 3) uint8: what CLIP sees
+    image: np.ndarray  # the render on white without <text>, (H, W, 3) uint8: what CLIP sees
     render: RenderInfo
 
 
@@ -42,7 +43,10 @@ def make_analyzer(config: Config) -> Callable[[FileTask], Analysis]:
 
     def analyze(task: FileTask) -> Analysis:
         svg = load_svg(task.data, config.limits)
-        drawing = Drawing(svg, task.prompt, render(svg, config.render.size, margin=OUTER_MARGIN, backend=config.render.backend))
+        size, backend = config.render.size, config.render.backend
+        drawing = Drawing(
+            svg, task.prompt, render(svg, size, margin=OUTER_MARGIN, backend=backend), partial(render, size=size, backend=backend)
+        )
         raster = drawing.raster
         components = {}
         for name, check, params, weight in plan:
@@ -54,6 +58,6 @@ def make_analyzer(config: Config) -> Callable[[FileTask], Analysis]:
             found = check.fn(drawing, params)
             components[name] = Component(round(found.value, 6), weight, found.explanation, found.details)
         info = RenderInfo(raster.width, raster.height, raster.sha256())
-        return Analysis(components, raster.on_white, info)
+        return Analysis(components, drawing.picture.on_white, info)
 
     return analyze

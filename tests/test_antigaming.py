@@ -2,11 +2,13 @@
 
 Each defence has a test that fails without it: the attack is scored once with the full config
 and once with that defence's gate removed (`ungated`), and only the gate stands between them.
+<text> is handled apart: CLIP is shown the render without it, and prompt_text costs its weight.
 """
 
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,7 @@ CRUDE = FIXTURES / "ladder" / "05_crude_pelican_on_bicycle.svg"
 SIMPLE = FIXTURES / "ladder" / "05b_simple_pelican_on_bicycle.svg"
 CAREFUL = FIXTURES / "ladder" / "06_careful_pelican_on_bicycle.svg"
 STRUCTURAL_YAML = REPO / "configs" / "structural.yaml"
-DEFENCES = ("prompt_text", "embedded_raster", "contrast", "display_size")
+DEFENCES = ("outlined_text", "embedded_raster", "contrast", "display_size")
 # How far a meaning-preserving rewrite (translate, scale, re-serialise, shapes → paths) may move a score.
 TOLERANCE = 3.0
 
@@ -92,10 +94,8 @@ def test_every_attack_scores_below_the_honest_crude_drawing(fixture_scores, atta
 @pytest.mark.parametrize(
     ("attack", "defence", "beats_crude_without_it"),
     [
-        ("text_prompt", "prompt_text", False),
-        ("text_labels_on_crude", "prompt_text", True),
-        ("glyphs_prompt", "prompt_text", False),
-        ("glyphs_labels_on_crude", "prompt_text", True),
+        ("glyphs_prompt", "outlined_text", False),
+        ("glyphs_labels_on_crude", "outlined_text", True),
         ("embedded_photo", "embedded_raster", False),  # structurally weak anyway; CLIP would love it
         ("dark_on_dark", "contrast", True),
         ("tiny_declared_size", "display_size", True),
@@ -111,14 +111,27 @@ def test_each_defence_is_what_stops_its_attack(fixture_scores, ungated, attack, 
     assert (undefended.score > fixture_scores[CRUDE.name].score) == beats_crude_without_it
 
 
-def test_tree_text_is_caught_without_ocr_and_outlined_text_only_with_it(judge):
+def test_clip_never_sees_text_and_captions_cost_their_weight(judge):
+    from scorer.config import load_config
+    from scorer.pipeline import FileTask, make_analyzer
+
+    analyze = make_analyzer(load_config(STRUCTURAL_YAML))
+    labelled = FIXTURES / "attacks" / "text_labels_on_crude.svg"
+    seen, crude_seen = (analyze(FileTask(p.read_bytes(), PROMPT)) for p in (labelled, CRUDE))
+    assert (seen.image == crude_seen.image).all()  # the labels are gone from CLIP's picture...
+    assert seen.render.sha256 != crude_seen.render.sha256  # ...not from the render the checks see
+    component = seen.components["prompt_text"]
+    assert component.value == 0 and {"pelican (<text>)", "bicycle (<text>)"} <= set(component.details["prompt_words_written"])
+    with Scorer(structural_config(prompt_text={"weight": 0.0}), jobs=1) as lenient:
+        crude, fooled = score_all(lenient, [CRUDE, labelled])
+    assert fooled.score > crude.score  # without the penalty, labels add "elements" and win
+
+
+def test_outlined_words_are_read_by_ocr_and_nothing_else(fixture_scores):
     needs_ocr()
-    with Scorer(structural_config(prompt_text={"params": {"ocr": False}}), jobs=1) as blind:
-        text, glyphs = score_all(blind, [FIXTURES / "attacks" / "text_labels_on_crude.svg", FIXTURES / "attacks" / "glyphs_labels_on_crude.svg"])
-    assert text.components["prompt_text"].value == 0 and "(<text>)" in text.components["prompt_text"].explanation
+    glyphs = fixture_scores["glyphs_labels_on_crude.svg"]
     assert glyphs.components["prompt_text"].value == 1  # outlines are invisible to the tree...
-    [read] = score_all(judge, [FIXTURES / "attacks" / "glyphs_labels_on_crude.svg"])
-    assert "(OCR)" in read.components["prompt_text"].explanation  # ...and read on the render
+    assert "drawn as outlines" in glyphs.components["outlined_text"].explanation  # ...and read on the render
 
 
 def test_ocr_is_deterministic_and_quiet_on_honest_drawings(fixture_scores):
@@ -126,24 +139,25 @@ def test_ocr_is_deterministic_and_quiet_on_honest_drawings(fixture_scores):
     from scorer.measure import ocr
 
     for path in LADDER:
-        component = fixture_scores[path.name].components["prompt_text"]
-        assert component.value == 1 and component.details["ocr"] == "OCR read the render", path.name
+        component = fixture_scores[path.name].components["outlined_text"]
+        assert component.value == 1 and not component.explanation.startswith("not checked"), path.name
     image = _render(FIXTURES / "attacks" / "glyphs_prompt.svg")
     first = ocr.read_lines(image, side=448, min_confidence=0.6)
     assert first == ocr.read_lines(image, side=448, min_confidence=0.6)
     assert {"pelican", "bicycle"} <= {text.lower() for text, _ in first}
 
 
-def test_missing_ocr_says_unavailable_and_keeps_the_tree_check(monkeypatch):
+def test_missing_ocr_says_unavailable_and_leaves_the_gate_open(monkeypatch):
     from scorer.measure import defences, ocr
 
     monkeypatch.setitem(__import__("sys").modules, "rapidocr_onnxruntime", None)  # import now fails
     ocr.unavailable.cache_clear()
     ocr._engine.cache_clear()
     try:
-        drawing = _drawing((FIXTURES / "attacks" / "text_labels_on_crude.svg").read_bytes())
-        found = defences.prompt_text(drawing, defences.PromptTextParams())
-        assert found.value == 0 and found.details["ocr"].startswith("OCR unavailable") and "svgscore[ocr]" in found.details["ocr"]
+        drawing = _drawing((FIXTURES / "attacks" / "glyphs_prompt.svg").read_bytes())
+        found = defences.outlined_text(drawing, defences.OutlinedTextParams())
+        assert found.value == 1 and found.explanation.startswith("not checked: OCR unavailable")
+        assert "svgscore[ocr]" in found.explanation
     finally:
         ocr.unavailable.cache_clear()
         ocr._engine.cache_clear()
@@ -153,7 +167,7 @@ def test_prompt_words_match_through_case_spacing_synonyms_and_misreads():
     from scorer.measure.defences import mentions, prompt_words
 
     words = prompt_words(PROMPT)
-    assert {"pelican", "riding", "bicycle", "bike"} <= set(words) and "a" not in words
+    assert {"pelican", "riding", "bicycle", "bike"} <= set(words) and "a" not in words and "bikes" not in words
     assert mentions("A PELI CAN!", "pelican", 0.8) and mentions("elican", "pelican", 0.8)
     assert not mentions("a pretty sunset", "pelican", 0.8)
 
@@ -240,7 +254,7 @@ def _drawing(data: bytes):
     from scorer.render import render
 
     loaded = load_svg(data, Limits())
-    return Drawing(loaded, PROMPT, render(loaded, 224, margin=OUTER_MARGIN, backend="cairosvg"))
+    return Drawing(loaded, PROMPT, render(loaded, 224, margin=OUTER_MARGIN), partial(render, size=224))
 
 
 def _render(path: Path):

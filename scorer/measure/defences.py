@@ -1,8 +1,10 @@
 """Anti-gaming checks: ways to look like the prompt to a metric without drawing it.
 
-Each is meant as a gate (a low value zeroes the score): written words, an embedded bitmap,
+Most are meant as gates (a low value zeroes the score): outlined words, an embedded bitmap,
 an invisible drawing or a one-pixel image are not drawings of the subject, however the other
-components rate them. See tests/test_antigaming.py for the attack each one stops.
+components rate them. ``<text>`` is different: CLIP is shown the render without it
+(:attr:`Drawing.picture`), and real generators often caption honest drawings, so spelling
+the prompt there only costs ``prompt_text``'s weight. See tests/test_antigaming.py.
 """
 
 from __future__ import annotations
@@ -30,46 +32,54 @@ class _Params(BaseModel):
 
 
 class PromptTextParams(_Params):
-    ocr: bool = Field(True, description="also read the render with OCR (words drawn as outlines); needs the ocr extra")
-    ocr_side: int = Field(448, ge=64, le=2048, description="longer side (px) the render is resized to for OCR: 2× the default render, so ~8 px words are found")
-    min_confidence: float = Field(0.6, gt=0, le=1, description="OCR lines below this confidence are ignored")
-    similarity: float = Field(0.8, gt=0, le=1, description="difflib ratio at which a written word counts as a prompt word (OCR misreads)")
+    similarity: float = Field(0.8, gt=0, le=1, description="difflib ratio at which a written word counts as a prompt word")
 
 
 @check(
     "prompt_text",
-    "1 unless the prompt's words are written in the drawing, as <text>/<tspan>/<textPath> or as glyph outlines "
-    "read by OCR (a typographic attack on CLIP); use as a gate",
+    "1 unless <text> (with its <tspan>/<textPath>) spells the prompt's words; CLIP never sees <text>, "
+    "so this is a penalty for captioning, not a gate",
     params=PromptTextParams,
 )
 def prompt_text(drawing: Drawing, params: PromptTextParams) -> Measurement:
-    words = prompt_words(drawing.prompt)
-    sources, ocr_note = _written(drawing, params)
-    found = sorted({(word, where) for where, text in sources for word in words if mentions(text, word, params.similarity)})
-    details = {"written_prompt_words": [f"{word} ({where})" for word, where in found], "texts_read": len(sources), "ocr": ocr_note}
-    if found:
-        listed = ", ".join(details["written_prompt_words"])
-        return Measurement(0.0, f"the prompt is written rather than drawn: {listed}", details)
-    return Measurement(1.0, f"no prompt word written in {len(sources)} text(s) read ({ocr_note})", details)
+    return _written_words(drawing.prompt, [("<text>", text) for text in drawing.geometry.texts], params.similarity, "")
 
 
-def _written(drawing: Drawing, params: PromptTextParams) -> tuple[list[tuple[str, str]], str]:
-    """Every text the drawing shows as ``(where it was read, text)``, and what OCR did."""
-    sources = [("<text>", text) for text in drawing.geometry.texts]
-    if not params.ocr:
-        return sources, "OCR off"
+class OutlinedTextParams(PromptTextParams):
+    side: int = Field(448, ge=64, le=2048, description="longer side (px) of the image OCR reads: 2× the default render, so ~8 px words are found")
+    min_confidence: float = Field(0.6, gt=0, le=1, description="OCR lines below this confidence are ignored")
+
+
+@check(
+    "outlined_text",
+    "1 unless OCR reads the prompt's words in CLIP's picture (the render without <text>): words drawn as glyph "
+    "outlines, the typographic attack the tree cannot see; needs the ocr extra; use as a gate",
+    params=OutlinedTextParams,
+)
+def outlined_text(drawing: Drawing, params: OutlinedTextParams) -> Measurement:
     reason = ocr.unavailable()
     if reason is not None:
-        return sources, reason
-    lines = ocr.read_lines(drawing.raster.on_white, params.ocr_side, params.min_confidence)
-    return sources + [("OCR", text) for text, _ in lines], "OCR read the render"
+        # Weight 0 and value 1: an open gate that changes nothing, and says why.
+        return Measurement(1.0, f"not checked: {reason}", {"ocr": reason})
+    lines = ocr.read_lines(drawing.picture.on_white, params.side, params.min_confidence)
+    return _written_words(drawing.prompt, [("OCR", text) for text, _ in lines], params.similarity, " drawn as outlines")
+
+
+def _written_words(prompt: str, texts: list[tuple[str, str]], similarity: float, how: str) -> Measurement:
+    words = prompt_words(prompt)
+    found = sorted({f"{word} ({where})" for where, text in texts for word in words if mentions(text, word, similarity)})
+    details = {"prompt_words_written": found, "texts": [text for _, text in texts]}
+    if found:
+        return Measurement(0.0, f"the prompt is written{how} rather than drawn: {', '.join(found)}", details)
+    return Measurement(1.0, f"no prompt word among {len(texts)} text(s) read", details)
 
 
 def prompt_words(prompt: str) -> tuple[str, ...]:
     """The prompt's subject words (4+ letters), with every bicycle synonym when it names a bicycle."""
     words = {w for w in re.findall(r"[a-z]+", prompt.lower()) if len(w) >= 4 and w not in _FILLER}
     if words.intersection(BICYCLE_WORDS):
-        words.update(w for w in BICYCLE_WORDS if len(w) >= 4)
+        # Singulars only: plurals are near matches anyway (see ``mentions``).
+        words.update(w for w in BICYCLE_WORDS if len(w) >= 4 and not w.endswith("s"))
     return tuple(sorted(words))
 
 

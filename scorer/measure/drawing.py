@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
 
-from ..load import LoadedSvg
+from ..load import SVG_NS, LoadedSvg
 from ..render import Raster
 from .geometry import Geometry, extract_geometry
 
@@ -23,11 +25,23 @@ class Drawing:
     svg: LoadedSvg
     prompt: str
     surround: Raster  # the canvas and OUTER_MARGIN around it, at the configured scale
+    rerender: Callable[[LoadedSvg], Raster]  # the canvas of another tree, with the same render settings
 
     @cached_property
     def raster(self) -> Raster:
-        """The canvas alone: what a viewer sees, and what CLIP is shown."""
+        """The canvas alone: what a viewer sees."""
         return self.surround.crop_to(self.svg.canvas)
+
+    @cached_property
+    def picture(self) -> Raster:
+        """The canvas without its ``<text>``: what CLIP is shown.
+
+        CLIP reads words, so a caption naming the subject would count as drawing it (the
+        typographic attack); people judge the drawing. Re-rendered only when there is text.
+        """
+        if not self.geometry.texts:
+            return self.raster
+        return self.rerender(without_text(self.svg))
 
     @cached_property
     def geometry(self) -> Geometry:
@@ -41,6 +55,13 @@ class Drawing:
     @cached_property
     def content_mask(self) -> np.ndarray:
         return differs_from(self.raster.on_white, self.background)
+
+
+def without_text(svg: LoadedSvg) -> LoadedSvg:
+    root = copy.deepcopy(svg.root)
+    for text in list(root.iter(f"{{{SVG_NS}}}text")):
+        text.getparent().remove(text)
+    return replace(svg, root=root)
 
 
 def dominant_border_colour(rgb: np.ndarray) -> np.ndarray:

@@ -315,7 +315,7 @@ class PelicanParams(_Params):
         (0.02, 0.12), description="smallest and largest head radius, as shares of the canvas's longer side"
     )
     min_head_roundness: float = Field(0.85, gt=0, le=1, description="roundness (see bicycle_present) a head needs")
-    beak_length: float = Field(2.5, gt=0, description="a pelican's beak is at least this many head radii long")
+    beak_length: float = Field(1.5, gt=0, description="a pelican's beak is at least this many head radii long")
     max_head_candidates: int = Field(8, ge=1, description="round head-sized shapes beyond which a find is chance")
 
 

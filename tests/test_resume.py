@@ -17,11 +17,11 @@ CONFIG = str(REPO / "configs" / "structural.yaml")
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """120 files: the ladder, copied under distinct names (the same bytes, so the same scores)."""
+    """120 files: the ladder, copied round-robin under distinct names (the same bytes, so the same scores)."""
     folder = tmp_path_factory.mktemp("corpus")
-    for i in range(20):
-        for path in LADDER:
-            shutil.copy(path, folder / f"{i:02d}_{path.name}")
+    for i in range(120):
+        path = LADDER[i % len(LADDER)]
+        shutil.copy(path, folder / f"{i:03d}_{path.name}")
     return folder
 
 

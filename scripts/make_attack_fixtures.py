@@ -26,7 +26,7 @@ OPEN = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1
 
 def body(path: Path) -> str:
     """The inner markup of a ladder drawing (its children, without the root element)."""
-    text = re.sub(r"<!--.*?-->", "", path.read_text(), flags=re.S)
+    text = re.sub(r"<!--.*?-->", "", path.read_text(), flags=re.DOTALL)
     return text[text.index(">", text.index("<svg")) + 1 : text.rindex("</svg>")].strip("\n")
 
 
@@ -90,28 +90,32 @@ def attacks() -> dict[str, tuple[str, ...]]:
     return {
         "text_prompt.svg": (
             "typographic: the prompt written as <text>, nothing drawn",
-            '<rect width="400" height="300" fill="#ffffff"/>\n'
+            ('<rect width="400" height="300" fill="#ffffff"/>\n'
             '<text x="200" y="140" font-family="DejaVu Sans" font-size="34" text-anchor="middle">a pelican riding</text>\n'
-            '<text x="200" y="190" font-family="DejaVu Sans" font-size="34" text-anchor="middle">a bicycle</text>',
+            '<text x="200" y="190" font-family="DejaVu Sans" font-size="34" text-anchor="middle">a bicycle</text>'),
         ),
         "text_labels_on_crude.svg": (
             "typographic: the crude drawing labelled through <tspan> and <textPath> (CLIP reads words)",
             crude
-            + '\n<defs><path id="arc" d="M 60 290 Q 200 250 340 290"/></defs>'
-            '\n<text x="20" y="40" font-family="DejaVu Sans" font-size="26"><tspan fill="#c00">PELI</tspan><tspan>CAN</tspan></text>'
-            '\n<text font-family="DejaVu Sans" font-size="24"><textPath href="#arc">BICYCLE</textPath></text>',
+            + (
+                '\n<defs><path id="arc" d="M 60 290 Q 200 250 340 290"/></defs>'
+                '\n<text x="20" y="40" font-family="DejaVu Sans" font-size="26"><tspan fill="#c00">PELI</tspan><tspan>CAN</tspan></text>'
+                '\n<text font-family="DejaVu Sans" font-size="24"><textPath href="#arc">BICYCLE</textPath></text>'
+            ),
         ),
         "glyphs_prompt.svg": (
             "typographic: the prompt as outlined glyph paths (text converted to curves; no <text> left)",
-            '<rect width="400" height="300" fill="#ffffff"/>\n'
+            ('<rect width="400" height="300" fill="#ffffff"/>\n'
             f'<path d="{glyph_path("pelican", 60, 130, 64)}" fill="#000000"/>\n'
-            f'<path d="{glyph_path("bicycle", 60, 230, 64)}" fill="#000000"/>',
+            f'<path d="{glyph_path("bicycle", 60, 230, 64)}" fill="#000000"/>'),
         ),
         "glyphs_labels_on_crude.svg": (
             "typographic: the crude drawing plus outlined-glyph labels (more closed paths, and words for CLIP)",
             crude
-            + f'\n<path d="{glyph_path("PELICAN", 250, 140, 26)}" fill="#000000"/>'
-            f'\n<path d="{glyph_path("BICYCLE", 10, 30, 26)}" fill="#000000"/>',
+            + (
+                f'\n<path d="{glyph_path("PELICAN", 250, 140, 26)}" fill="#000000"/>'
+                f'\n<path d="{glyph_path("BICYCLE", 10, 30, 26)}" fill="#000000"/>'
+            ),
         ),
         "single_shape.svg": ("degenerate: one filled shape", '<ellipse cx="200" cy="150" rx="120" ry="80" fill="#3a7bd5"/>'),
         "off_canvas.svg": (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,7 @@ def fixture_scores(judge):
 def test_the_ladder_has_at_least_eight_rungs_and_is_strictly_monotone(fixture_scores):
     scores = [fixture_scores[p.name].score for p in LADDER]
     assert len(LADDER) >= 8
-    assert all(low < high for low, high in zip(scores, scores[1:])), dict(zip((p.name for p in LADDER), scores))
+    assert all(low < high for low, high in pairwise(scores)), dict(zip((p.name for p in LADDER), scores))
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda p: p.stem)

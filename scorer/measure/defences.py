@@ -68,7 +68,7 @@ def outlined_text(drawing: Drawing, params: OutlinedTextParams) -> Measurement:
 def _written_words(prompt: str, texts: list[tuple[str, str]], similarity: float, how: str) -> Measurement:
     words = prompt_words(prompt)
     found = sorted({f"{word} ({where})" for where, text in texts for word in words if mentions(text, word, similarity)})
-    details = {"prompt_words_written": found, "texts": [text for _, text in texts]}
+    details = {"prompt_words_written": found, "texts": [text[:80] for _, text in texts[:20]]}  # a sample, for the record
     if found:
         return Measurement(0.0, f"the prompt is written{how} rather than drawn: {', '.join(found)}", details)
     return Measurement(1.0, f"no prompt word among {len(texts)} text(s) read", details)

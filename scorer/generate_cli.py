@@ -17,8 +17,8 @@ from .generate import MANIFEST, OnSample, RunOptions, generate, load_models, loa
 
 
 @click.command("generate")
-@click.option("--models", "models_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="YAML file of models and endpoints (see configs/models.example.yaml).")
-@click.option("--prompts", "prompts_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Prompt set: .txt (one per line) or .yaml (a list), e.g. configs/prompts/pelican.txt.")
+@click.option("--models", "models_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="YAML file of models and endpoints (see configs/generate/models.example.yaml).")
+@click.option("--prompts", "prompts_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Prompt set: .txt (one per line) or .yaml (a list), e.g. configs/generate/prompts/pelican.txt.")
 @click.option("--samples", "-n", type=click.IntRange(min=1), default=1, show_default=True, help="Samples per model and prompt.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder: <model>/<prompt-slug>/<NN>.svg and manifest.jsonl.")
 @click.option("--model", "only", multiple=True, help="Only this model of the models file (repeatable).")

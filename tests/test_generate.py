@@ -257,7 +257,7 @@ def test_placeholder_keys_are_sent_and_leave_files_intact(tmp_path, server):
 
 def test_unset_key_variable_is_a_usage_error_before_any_request(tmp_path, server, monkeypatch):
     monkeypatch.delenv("FAKE_ANTHROPIC_KEY", raising=False)
-    prompts = REPO / "configs" / "prompts" / "pelican.txt"
+    prompts = REPO / "configs" / "generate" / "prompts" / "pelican.txt"
     result = CliRunner().invoke(main, ["generate", "--models", str(models_yaml(tmp_path, server)), "--prompts", str(prompts), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "FAKE_ANTHROPIC_KEY is not set" in result.stderr
     assert server.requests == [] and not (tmp_path / "out").exists()
@@ -324,7 +324,7 @@ def test_prompt_sets(tmp_path):
     (tmp_path / "bad.yaml").write_text("prompts: {a: 1}\n")
     with pytest.raises(ConfigError, match="list of strings"):
         load_prompts(tmp_path / "bad.yaml")
-    models_file = load_models(REPO / "configs" / "models.example.yaml")
+    models_file = load_models(REPO / "configs" / "generate" / "models.example.yaml")
     with pytest.raises(ConfigError, match="share the folder"):
         plan(models_file, ["A Pelican!", "a pelican"], 1)
     with pytest.raises(UsageError, match="no model named nope"):
@@ -332,9 +332,9 @@ def test_prompt_sets(tmp_path):
 
 
 def test_shipped_configs_load():
-    assert load_prompts(REPO / "configs" / "prompts" / "pelican.txt") == ("a pelican riding a bicycle",)
-    varied = load_prompts(REPO / "configs" / "prompts" / "varied.txt")
+    assert load_prompts(REPO / "configs" / "generate" / "prompts" / "pelican.txt") == ("a pelican riding a bicycle",)
+    varied = load_prompts(REPO / "configs" / "generate" / "prompts" / "varied.txt")
     assert 10 <= len(varied) <= 12
-    models_file = load_models(REPO / "configs" / "models.example.yaml")
+    models_file = load_models(REPO / "configs" / "generate" / "models.example.yaml")
     assert {m.kind for m in models_file.models} == {"openai", "anthropic"}
     assert len(plan(models_file, varied, 3)) == 3 * len(varied) * len(models_file.models)

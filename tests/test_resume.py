@@ -26,7 +26,8 @@ def corpus(tmp_path_factory):
 
 
 def command(*args):
-    return [sys.executable, "-m", "scorer", "score", *map(str, args), "--config", CONFIG, "--jobs", "2"]
+    # No result cache: a cached run would finish before it could be interrupted.
+    return [sys.executable, "-m", "scorer", "score", *map(str, args), "--config", CONFIG, "--jobs", "2", "--no-cache"]
 
 
 def start(*args):

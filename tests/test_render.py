@@ -1,7 +1,9 @@
 """The rendering entry point: both backends agree, and neither reads anything outside the document."""
 
 import importlib.util
+import io
 
+import cairosvg
 import numpy as np
 import pytest
 from PIL import Image
@@ -9,7 +11,7 @@ from PIL import Image
 from scorer import Scorer
 from scorer.config import Limits
 from scorer.load import load_svg
-from scorer.render import render
+from scorer.render import _rasterize_cairosvg, on_white, render
 
 from .conftest import LADDER, STRUCTURAL, svg
 
@@ -137,3 +139,25 @@ def test_a_marker_naming_no_marker_draws_the_path_without_it(backend):
     raster = render(_load(svg(body)), 200, backend=backend)
     for y in (25, 75, 125):  # the three strokes, at 200/400 scale
         assert raster.on_white[y, 100].max() < 64
+
+
+def test_reading_cairos_surface_equals_its_png_bit_for_bit():
+    # Semi-transparent strokes, gradients and anti-aliased edges: every alpha from 0 to 255.
+    document = svg(
+        '<defs><linearGradient id="g"><stop offset="0" stop-color="#f00" stop-opacity="0"/>'
+        '<stop offset="1" stop-color="#03c"/></linearGradient></defs>'
+        '<rect x="10" y="10" width="380" height="120" fill="url(#g)"/>'
+        '<circle cx="200" cy="200" r="80" fill="#3a7" fill-opacity="0.37" stroke="#000" stroke-opacity="0.6" stroke-width="9"/>'
+    ).encode()
+    with Image.open(io.BytesIO(cairosvg.svg2png(bytestring=document))) as image:
+        expected = np.asarray(image.convert("RGBA"))
+    actual = _rasterize_cairosvg(document)
+    assert len(np.unique(actual[..., 3])) > 100
+    assert np.array_equal(actual, expected)
+
+
+def test_on_white_is_rounded_alpha_compositing():
+    c, a = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    rgba = np.stack([c, c, c, a], axis=-1).astype(np.uint8)
+    exact = np.floor(c * a / 255 + 255 * (255 - a) / 255 + 0.5)
+    assert np.array_equal(on_white(rgba)[..., 0], exact.astype(np.uint8))

@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..load import Canvas
+from ..render import on_white
 from .drawing import Drawing, differs_from
 from .geometry import Shape, iter_circles
 from .registry import Measurement, NoParams, check
@@ -100,13 +101,16 @@ def closed_paths(drawing: Drawing, _: NoParams) -> Measurement:
 @check("within_canvas", "share of the visible content that lies inside the viewBox rather than off-canvas")
 def within_canvas(drawing: Drawing, _: NoParams) -> Measurement:
     surround = drawing.surround
-    rgb = surround.on_white
+    # Only painted pixels can be content (transparent ones show the white page), and most of
+    # the surroundings are transparent: composite just those.
+    ys, xs = np.nonzero(surround.rgba[..., 3])
+    rgb = on_white(surround.rgba[ys, xs])
     # Off-canvas pixels in the canvas background colour are an oversized backdrop, not content.
     content = differs_from(rgb, np.array([255, 255, 255])) & differs_from(rgb, drawing.background)
     # Pixels the canvas edge passes through count as inside: they hold anti-aliased edges.
     x0, y0, x1, y1 = surround.pixel_box(drawing.svg.canvas)
     total = int(content.sum())
-    inside = int(content[y0:y1, x0:x1].sum())
+    inside = int((content & (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)).sum())
     if total == 0:
         return Measurement(0.0, "nothing visible on or around the canvas", {"inside_px": 0, "outside_px": 0})
     share = inside / total

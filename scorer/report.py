@@ -78,16 +78,18 @@ class Report:
         from rich.console import Console
         from rich.table import Table
 
+        # Gate-only checks (weight 0) get no column: when one closes, the note says so.
+        shown = [n for n in self.component_names if any(getattr(r.components.get(n), "weight", 0) for r in self.results)]
         table = Table(show_lines=False, pad_edge=False)
         table.add_column("file", no_wrap=True)
         table.add_column("score", justify="right")
-        for name in self.component_names:
+        for name in shown:
             table.add_column(name, justify="right")
         table.add_column("note", max_width=60, no_wrap=True, overflow="ellipsis")
         for r in self.results:
             score = "—" if r.score is None else f"{r.score:.1f}"
             values = []
-            for name in self.component_names:
+            for name in shown:
                 c = r.components.get(name)
                 values.append("" if c is None else "n/a" if c.value is None else f"{c.value:.2f}")
             note = f"{r.error.code}: {r.error.message}" if r.error else ("" if r.summary.startswith("weighted mean") else r.summary)

@@ -16,7 +16,7 @@ from .errors import (  # noqa: E402
     SvgScoreError,
     UsageError,
 )
-from .extract import Extraction, extract_svg  # noqa: E402
+from .harness.extract import Extraction, extract_svg  # noqa: E402
 from .inputs import ScoreItem  # noqa: E402
 from .record import ClipInfo, Component, ErrorInfo, RenderInfo, ScoreResult  # noqa: E402
 

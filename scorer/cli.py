@@ -19,16 +19,16 @@ import click
 from . import __version__
 from .api import Scorer
 from .cache import CACHE_ENV, ResultCache, default_cache_dir
+from .compare.cli import compare, report
+from .compare.leaderboard import read_results
+from .compare.regress import check_regression, manifest_models
 from .config import DEFAULT_PROMPT
 from .errors import UsageError
-from .generate_cli import extract_command, generate_command
+from .harness.cli import extract_command, generate_command
 from .inputs import discover, manifest_errors, read_manifest
 from .measure.registry import available_checks
 from .record import ResultKey, ScoreResult
-from .regress import check_regression, manifest_models
 from .report import FORMATS, Report, resume_jsonl
-from .compare import read_results
-from .compare_cli import compare, report
 from .validate_cli import validate
 
 _PROGRESS_AFTER = 3  # files; fewer finish before a bar would be worth drawing

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from scorer.cli import main
-from scorer.compare import (
+from scorer.compare.leaderboard import (
     Sample,
     collect_records,
     default_grouping,
@@ -22,7 +22,7 @@ def samples(model, scores, prompts=("p",)):
     per_prompt = scores if isinstance(scores[0], list) else [scores]
     return [
         Sample(model, prompt, None if s is None else float(s), {"clip": None if s is None else s / 100}, None if s is not None else "parse_error")
-        for prompt, values in zip(prompts, per_prompt)
+        for prompt, values in zip(prompts, per_prompt, strict=False)
         for s in values
     ]
 
@@ -140,7 +140,10 @@ def test_models_from_folders_stems_results_files_or_a_manifest(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     run_a = write_jsonl(tmp_path / "model-a.jsonl", [record("runs/alpha/1.svg", 50), record("runs/alpha/2.svg", 60)])
     run_b = write_jsonl(tmp_path / "model-b.jsonl", [record("runs/beta/gpt-x.svg", 70)])
-    models = lambda by, **kw: sorted({m for m, _ in collect_records([run_a, run_b], by=by, **kw)[0]})
+
+    def models(by, **kw):
+        return sorted({m for m, _ in collect_records([run_a, run_b], by=by, **kw)[0]})
+
     assert models("dir") == ["alpha", "beta"]
     assert models("stem") == ["1", "2", "gpt-x"]
     assert models("results") == ["model-a", "model-b"]

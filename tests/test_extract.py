@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from scorer.cli import main
 from scorer.config import Limits
 from scorer.errors import InputError
-from scorer.extract import extract_from_saved, extract_svg
+from scorer.harness.extract import extract_from_saved, extract_svg
 from scorer.load import load_svg
 
 A = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 80"><circle cx="30" cy="60" r="15"/><circle cx="70" cy="60" r="15"/></svg>'

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from scorer.cli import main
 from scorer.errors import ConfigError, UsageError
-from scorer.generate import MANIFEST, RunOptions, _retry_after, generate, load_models, load_prompts, plan, slugify
+from scorer.harness.generate import MANIFEST, RunOptions, _retry_after, generate, load_models, load_prompts, plan, slugify
 
 from .conftest import REPO
 from .fake_llm import PELICAN, FakeLLM

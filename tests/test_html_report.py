@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from scorer.cli import main
-from scorer.compare import leaderboard, sample_of
+from scorer.compare.html import build_html, render_thumbnails
+from scorer.compare.leaderboard import leaderboard, sample_of
 from scorer.config import load_config
-from scorer.html_report import build_html, render_thumbnails
 
 from .conftest import FIXTURES, REPO, STRUCTURAL, svg
 

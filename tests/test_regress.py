@@ -6,7 +6,7 @@ import yaml
 from click.testing import CliRunner
 
 from scorer.cli import main
-from scorer.regress import check_regression
+from scorer.compare.regress import check_regression
 
 from .conftest import FIXTURES, REPO
 

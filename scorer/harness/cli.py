@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .errors import InputError, UsageError
+from ..errors import InputError, UsageError
 from .extract import extract_from_saved
 from .generate import MANIFEST, OnSample, RunOptions, generate, load_models, load_prompts, plan
 

@@ -1,5 +1,5 @@
-"""``svgscore compare`` and ``svgscore report``: thin wrappers over :mod:`scorer.compare` and
-:mod:`scorer.html_report`."""
+"""``svgscore compare`` and ``svgscore report``: thin wrappers over :mod:`scorer.compare.leaderboard` and
+:mod:`scorer.compare.html`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Any, TextIO
 
 import click
 
-from .compare import (
+from ..config import load_config
+from ..errors import UsageError
+from .leaderboard import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
     ERROR_POLICIES,
@@ -25,8 +27,6 @@ from .compare import (
     sample_of,
     write_table,
 )
-from .config import load_config
-from .errors import UsageError
 
 COMPARE_FORMATS = ("table", "json", "html")
 
@@ -147,7 +147,7 @@ def _write(
         json.dump(board.to_dict(), stream, indent=2, ensure_ascii=False)
         stream.write("\n")
     elif fmt == "html":
-        from .html_report import write_report
+        from .html import write_report
 
         write_report(labelled, board, load_config(config_path), stream, jobs=jobs, title=title)
     else:

@@ -4,7 +4,7 @@
   (OpenAI, OpenRouter, llama.cpp server, vLLM, Ollama, LM Studio; ``base_url`` ends in ``/v1``).
 * ``anthropic`` — the Anthropic messages API, ``POST {base_url}/v1/messages``.
 
-Pure functions only; the HTTP calls live in :mod:`scorer.generate`.
+Pure functions only; the HTTP calls live in :mod:`scorer.harness.generate`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from .config import _Strict
-from .errors import MalformedResponseError
+from ..config import _Strict
+from ..errors import MalformedResponseError
 
 Kind = Literal["openai", "anthropic"]
 ANTHROPIC_VERSION = "2023-06-01"

@@ -33,9 +33,8 @@ from typing import Any
 import httpx
 from pydantic import Field, ValidationError, model_validator
 
-from .config import _Strict, describe, read_yaml
-from .endpoints import ModelSpec, Request, build_request, parse_reply
-from .errors import (
+from ..config import _Strict, describe, read_yaml
+from ..errors import (
     ConfigError,
     GenerationError,
     InputError,
@@ -45,6 +44,7 @@ from .errors import (
     TruncatedOutputError,
     UsageError,
 )
+from .endpoints import ModelSpec, Request, build_request, parse_reply
 from .extract import extract_svg
 
 MANIFEST = "manifest.jsonl"

@@ -14,8 +14,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from ..errors import NoSvgError, TruncatedOutputError
 from .endpoints import reply_from_json
-from .errors import NoSvgError, TruncatedOutputError
 
 # A fenced block: ``` or ~~~ with any info string; an unclosed fence (a cut-off reply) runs to the end.
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[^\n]*\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)

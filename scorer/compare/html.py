@@ -24,14 +24,14 @@ from typing import Any
 
 from PIL import Image
 
-from . import __version__
-from .compare import Interval, Labelled, Leaderboard
-from .config import Config
-from .errors import InputError
-from .inputs import ScoreItem
-from .isolation import WorkerPool
-from .load import load_svg
-from .render import render
+from .. import __version__
+from ..config import Config
+from ..errors import InputError
+from ..inputs import ScoreItem
+from ..isolation import WorkerPool
+from ..load import load_svg
+from ..render import render
+from .leaderboard import Interval, Labelled, Leaderboard
 
 THUMBNAIL_PX = 256  # longer side; enough to judge a drawing by eye, small enough for hundreds
 

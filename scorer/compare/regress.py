@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .inputs import read_manifest_rows
+from ..inputs import read_manifest_rows
 
 
 @dataclass(frozen=True)

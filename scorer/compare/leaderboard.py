@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import UsageError
-from .inputs import read_manifest_rows
+from ..errors import UsageError
+from ..inputs import read_manifest_rows
 
 ErrorPolicy = Literal["zero", "exclude"]
 ERROR_POLICIES: tuple[ErrorPolicy, ...] = ("zero", "exclude")
@@ -355,8 +355,8 @@ def _compare(
     if not shared:
         return PairComparison(a, b, 0, None, None, None, None, False, f"{a} and {b} were never given the same prompt: not compared.")
     xs, ys = [scores_a[p] for p in shared], [scores_b[p] for p in shared]
-    difference = float(np.mean([x.mean() - y.mean() for x, y in zip(xs, ys)]))
-    wins = [(x[:, None] > y[None, :]) + 0.5 * (x[:, None] == y[None, :]) for x, y in zip(xs, ys)]
+    difference = float(np.mean([x.mean() - y.mean() for x, y in zip(xs, ys, strict=False)]))
+    wins = [(x[:, None] > y[None, :]) + 0.5 * (x[:, None] == y[None, :]) for x, y in zip(xs, ys, strict=False)]
     win = float(np.mean([w.mean() for w in wins]))
     na, nb = sum(map(len, xs)), sum(map(len, ys))
     if min(na, nb) < _MIN_SAMPLES:
@@ -367,7 +367,7 @@ def _compare(
         return PairComparison(a, b, len(shared), round(difference, 4), None, round(win, 4), None, False, verdict)
     rng = _rng(seed, a, b)
     per_prompt = np.empty((2, len(shared), resamples))
-    for k, (x, y, w) in enumerate(zip(xs, ys, wins)):
+    for k, (x, y, w) in enumerate(zip(xs, ys, wins, strict=False)):
         ca, cb = _resample_counts(len(x), resamples, rng), _resample_counts(len(y), resamples, rng)
         per_prompt[0, k] = ca @ x / len(x) - cb @ y / len(y)
         # The win rate among the resampled pairs, without materializing them: counts · W · counts.

@@ -1,0 +1,1 @@
+"""Generation harness: ask models for SVG (``generate``), pull the SVG out of replies (``extract``)."""

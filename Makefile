@@ -49,13 +49,13 @@ bench: $(STAMP)
 # size; the corpus has no human ratings) written to build/validate/, then agreement with a
 # bootstrap interval, rank correlations and per-component agreement, structural and default
 # configs side by side (~1 min). Offline, CLIP is not counted: the default config's figures
-# are its structural checks renormalised. No cache: cached records predate check changes.
+# are its structural checks renormalised.
 VALIDATE_DIR := build/validate
 validate: $(STAMP)
 	$(BIN)/python scripts/corpus_votes.py $(VALIDATE_DIR)
 	$(OFFLINE) $(BIN)/svgscore validate $(addprefix $(VALIDATE_DIR)/,jlebensold_self_scores.csv youngbrioche_iterations.csv \
 		youngbrioche_iteration_ranking.csv model_siblings.csv) --ranking $(VALIDATE_DIR)/qwen_size_series.txt \
-		--config configs/structural.yaml --config configs/default.yaml --no-cache
+		--config configs/structural.yaml --config configs/default.yaml
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

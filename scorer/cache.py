@@ -1,4 +1,4 @@
-"""The result cache: a record per (file bytes, prompt, config), in SQLite.
+"""The result cache: a record per (file bytes, prompt, config, svgscore code), in SQLite.
 
 Lives in ``$SVGSCORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/svgscore``, else
 ``~/.cache/svgscore``. SQLite in WAL mode with a busy timeout lets concurrent runs share it;
@@ -9,6 +9,7 @@ deaths or internal errors, and not scores made while an enabled CLIP was unavail
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -37,6 +38,17 @@ def cacheable(record: dict[str, Any], clip_enabled: bool) -> bool:
     return not clip_enabled or record["clip"]["available"]
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A hash of svgscore's own source: a changed check must not be answered from the cache,
+    and an editable install changes its code without changing its version."""
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 class ResultCache:
     def __init__(self, folder: Path | None = None) -> None:
         self.path = (folder or default_cache_dir()) / "results.sqlite3"
@@ -47,7 +59,7 @@ class ResultCache:
 
     @staticmethod
     def key(sha256: str, prompt: str, config_sha256: str, version: str) -> str:
-        parts = (sha256, prompt, config_sha256, version, str(RECORD_VERSION))
+        parts = (sha256, prompt, config_sha256, version, str(RECORD_VERSION), code_fingerprint())
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
     def get(self, key: str) -> dict[str, Any] | None:

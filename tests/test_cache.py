@@ -3,6 +3,7 @@
 import shutil
 
 from scorer import ScoreItem, Scorer
+from scorer import cache as cache_module
 
 from .conftest import LADDER, STRUCTURAL
 
@@ -42,6 +43,17 @@ def test_a_changed_file_prompt_or_config_is_rescored(tmp_path):
     assert run(folder, cache, prompt="a turtle wearing roller skates")[1] == len(LADDER)
     tweaked = {**STRUCTURAL, "render": {"size": 192}}
     assert run(folder, cache, config=tweaked)[1] == len(LADDER)
+
+
+def test_changed_svgscore_code_is_rescored(tmp_path, monkeypatch):
+    # An editable install changes a check without changing the version: the cache must notice.
+    folder = tmp_path / "files"
+    folder.mkdir()
+    shutil.copy(LADDER[0], folder)
+    run(folder, tmp_path / "cache")
+    assert run(folder, tmp_path / "cache")[1] == 0
+    monkeypatch.setattr(cache_module, "code_fingerprint", lambda: "another revision of the checks")
+    assert run(folder, tmp_path / "cache")[1] == 1
 
 
 def test_the_same_bytes_elsewhere_hit_the_cache_with_their_own_path(tmp_path):

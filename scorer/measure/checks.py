@@ -125,8 +125,10 @@ class BicycleParams(_Params):
     min_wheel_radius: float = Field(0.04, gt=0, le=0.5, description="smallest wheel radius, as a share of the canvas's longer side")
     min_roundness: float = Field(0.95, gt=0, le=1, description="1 − relative spread of centre distances; a square scores ~0.90")
     raster_fallback: bool = True
+    # 32, not fewer: rich honest drawings (sun, clouds, bells, motion lines) offer 8–15 round
+    # shapes, and a lower cap made later, richer agent iterations lose to earlier ones.
     max_wheel_candidates: int = Field(
-        8, ge=2, description="wheel-sized circles beyond which a wheel pair is chance (noise), not a bicycle: value × max/found"
+        32, ge=2, description="wheel-sized circles beyond which a wheel pair is chance (noise), not a bicycle: value × max/found"
     )
 
 
@@ -321,7 +323,7 @@ class PelicanParams(_Params):
     )
     min_head_roundness: float = Field(0.85, gt=0, le=1, description="roundness (see bicycle_present) a head needs")
     beak_length: float = Field(1.5, gt=0, description="a pelican's beak is at least this many head radii long")
-    max_head_candidates: int = Field(8, ge=1, description="round head-sized shapes beyond which a find is chance")
+    max_head_candidates: int = Field(32, ge=1, description="round head-sized shapes beyond which a find is chance (see max_wheel_candidates)")
 
 
 @check(

@@ -29,7 +29,7 @@ from .inputs import discover, manifest_errors, read_manifest
 from .measure.registry import available_checks
 from .record import ResultKey, ScoreResult
 from .report import FORMATS, Report, resume_jsonl
-from .validate_cli import validate
+from .validate.cli import validate
 
 _PROGRESS_AFTER = 3  # files; fewer finish before a bar would be worth drawing
 

@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from scorer.votes import read_ranking, read_votes
+from scorer.validate.votes import read_ranking, read_votes
 
 from .conftest import REPO
 

@@ -13,7 +13,13 @@ from scorer.combine import combine
 from scorer.errors import UsageError
 from scorer.inputs import ScoreItem
 from scorer.record import ClipInfo, Component, ScoreResult
-from scorer.validate import (
+from scorer.validate.cli import (
+    load_labels,
+    ranking_figures,
+    score_without,
+    vote_figures,
+)
+from scorer.validate.stats import (
     agreement,
     bootstrap_ci,
     bradley_terry,
@@ -21,13 +27,7 @@ from scorer.validate import (
     preference,
     rank_correlation,
 )
-from scorer.validate_cli import (
-    load_labels,
-    ranking_figures,
-    score_without,
-    vote_figures,
-)
-from scorer.votes import label_kind, read_ranking, read_votes
+from scorer.validate.votes import label_kind, read_ranking, read_votes
 
 from .conftest import FIXTURES, LADDER, REPO
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .errors import UsageError
-from .validate import WINNERS, Winner
+from ..errors import UsageError
+from .stats import WINNERS, Winner
 
 LabelKind = Literal["votes", "ranking"]
 _VOTE_COLUMNS = {"a", "b", "winner"}

@@ -1,7 +1,7 @@
 """``svgscore validate``: how well the judge agrees with reference labels (votes, rankings).
 
 Every labelled file is scored once per config (through the result cache); the statistics
-come from :mod:`scorer.validate`, the label formats from :mod:`scorer.votes`.
+come from :mod:`scorer.validate.stats`, the label formats from :mod:`scorer.validate.votes`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 
 import click
 
-from .api import Scorer
-from .combine import combine
-from .config import DEFAULT_PROMPT
-from .errors import UsageError
-from .inputs import ScoreItem, read_manifest
-from .record import ScoreResult
-from .validate import (
+from ..api import Scorer
+from ..combine import combine
+from ..config import DEFAULT_PROMPT
+from ..errors import UsageError
+from ..inputs import ScoreItem, read_manifest
+from ..record import ScoreResult
+from .stats import (
     Agreement,
     Winner,
     agreement,

@@ -1,0 +1,1 @@
+"""Judge validity: agreement with pairwise votes and rankings (``svgscore validate``)."""

@@ -13,7 +13,7 @@ import re
 from difflib import SequenceMatcher
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from skimage.color import deltaE_cie76, rgb2lab
 from skimage.draw import polygon as fill_polygon
 
@@ -21,17 +21,13 @@ from ..load import parse_length
 from . import ocr
 from .checks import BICYCLE_WORDS
 from .drawing import Drawing
-from .registry import Measurement, check
+from .registry import CheckParams, Measurement, check
 
 # Words that never name a subject, however long: they appear in prompts but prove nothing when written.
 _FILLER = frozenset({"with", "from", "that", "this", "into", "onto", "over", "under", "their", "there", "while", "some"})
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PromptTextParams(_Params):
+class PromptTextParams(CheckParams):
     similarity: float = Field(0.8, gt=0, le=1, description="difflib ratio at which a written word counts as a prompt word")
 
 
@@ -92,7 +88,7 @@ def mentions(text: str, word: str, similarity: float) -> bool:
     return any(SequenceMatcher(None, word, span).ratio() >= similarity for span in spans if span)
 
 
-class EmbeddedRasterParams(_Params):
+class EmbeddedRasterParams(CheckParams):
     resolution: int = Field(128, ge=16, le=1024, description="grid cells along the canvas's longer side for the coverage estimate")
 
 
@@ -117,7 +113,7 @@ def embedded_raster(drawing: Drawing, params: EmbeddedRasterParams) -> Measureme
     )
 
 
-class ContrastParams(_Params):
+class ContrastParams(CheckParams):
     low: float = Field(10.0, ge=0, description="CIE76 ΔE from the background at which content counts as invisible (value 0)")
     high: float = Field(30.0, gt=0, description="ΔE at which content is clearly visible (value 1)")
     percentile: float = Field(90.0, gt=0, le=100, description="which content pixel's ΔE stands for the drawing (its most visible part)")
@@ -143,7 +139,7 @@ def contrast(drawing: Drawing, params: ContrastParams) -> Measurement:
     )
 
 
-class DisplaySizeParams(_Params):
+class DisplaySizeParams(CheckParams):
     min_px: float = Field(32.0, gt=0, description="declared longer side (px) below which a viewer sees a speck")
 
 

@@ -34,8 +34,14 @@ class Measurement:
             raise ValueError(f"check value {self.value} outside [0, 1]")
 
 
-class NoParams(BaseModel):
+class CheckParams(BaseModel):
+    """Base of every check's parameters: unknown keys are config errors, values are frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(CheckParams):
+    """The parameters of a check that takes none."""
 
 
 @dataclass(frozen=True)

@@ -164,13 +164,20 @@ class WorkerPool(Generic[T, R]):
         time: a second ``imap`` waits until the first ends or is closed, and closing a run early
         stops the workers still busy with it, so its late results never reach the next run.
         """
-        with self._running:
-            try:
-                yield from self._run(tasks)
-            finally:
-                for i, worker in enumerate(self._workers):
-                    if worker.index is not None:
-                        self._replace(i)
+        # A run abandoned mid-way frees the pool within one task's time limit; a run still held
+        # open by its caller never does, and waiting for it would hang: say so instead.
+        if not self._running.acquire(timeout=self._timeout_s + 5):
+            raise UsageError(
+                "this Scorer is busy with another scoring run that is still open: finish or close that "
+                "generator first, or use a second Scorer"
+            )
+        try:
+            yield from self._run(tasks)
+        finally:
+            for i, worker in enumerate(self._workers):
+                if worker.index is not None:
+                    self._replace(i)
+            self._running.release()
 
     def _run(self, tasks: Iterable[T]) -> Iterator[R | InputError]:
         pending = enumerate(tasks)

@@ -52,7 +52,6 @@ class Scorer:
             # The checkpoint in use is part of what the score means, so it is part of the hash.
             settings = settings.model_copy(update={"clip": settings.clip.model_copy(update={"weights": self._clip_weights})})
         self.config_sha256 = settings.sha256()
-        self._gates = {name: c.gate for name, c in self.config.checks.items() if c.gate is not None}
         self._jobs = jobs or os.cpu_count() or 1
         self._pool: WorkerPool[FileTask, Analysis] | None = None
         self._clip: ClipSimilarity | ClipInfo | None = None
@@ -200,7 +199,7 @@ class Scorer:
                 components["clip"] = clip
             components.update(outcome.components)
             render = outcome.render
-            score, summary = combine(components, self._gates)
+            score, summary = combine(components, self.config.gates)
         return ScoreResult(
             path=item.path,
             sha256=file.sha256,

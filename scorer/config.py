@@ -117,6 +117,11 @@ class Config(_Strict):
             raise ValueError("nothing to score: CLIP is disabled and every check has weight 0")
         return self
 
+    @property
+    def gates(self) -> dict[str, float]:
+        """Check name → the value below which it zeroes the score, for the checks that gate."""
+        return {name: c.gate for name, c in self.checks.items() if c.gate is not None}
+
     def sha256(self) -> str:
         """A hash of the effective settings (not of the YAML text: comments don't matter)."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

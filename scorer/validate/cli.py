@@ -282,7 +282,7 @@ def validate(
         for config, label in zip(chosen, _config_labels(chosen), strict=True):
             with Scorer(config, clip_weights=clip_weights, jobs=jobs, cache=not no_cache) as scorer:
                 results = {(r.path, r.prompt): r for r in scorer.score_items(items)}
-                gates = {name: c.gate for name, c in scorer.config.checks.items() if c.gate is not None}
+                gates = scorer.config.gates
                 clip = dataclasses.asdict(scorer.clip_info)
                 sha = scorer.config_sha256
             report["configs"].append({"label": label, "path": str(config) if config else None, "config_sha256": sha, "clip": clip, "files_scored": len(results), "error_rows": sum(not r.ok for r in results.values())})

@@ -11,12 +11,13 @@ OFFLINE := HF_HUB_OFFLINE=1
 
 install: $(STAMP)
 
-# torch is pinned: an unpinned torch pulls a multi-GB CUDA build (see README).
+# torch is pinned: an unpinned torch pulls a multi-GB CUDA build (see README). The pins are repeated
+# with the extras so that nothing they pull (TRL: transformers, accelerate) can move torch.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[clip,ocr,dev,resvg]'
+	$(BIN)/pip install --quiet -e '.[clip,ocr,dev,resvg,serve,rl,inspect]' torch==2.14.1 torchvision==0.29.1
 	touch $(STAMP)
 
 # The HTML report is tested in a real headless Chromium (Debian packages chromium and

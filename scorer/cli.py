@@ -29,6 +29,7 @@ from .inputs import discover, manifest_errors, read_manifest
 from .measure.registry import available_checks
 from .record import ResultKey, ScoreResult
 from .report import FORMATS, Report, resume_jsonl
+from .serve.cli import serve_command
 from .validate.cli import validate
 
 _PROGRESS_AFTER = 3  # files; fewer finish before a bar would be worth drawing
@@ -154,6 +155,7 @@ def _say_clip(result: ScoreResult) -> None:
 main.add_command(validate)
 main.add_command(compare)
 main.add_command(report)
+main.add_command(serve_command)
 
 
 @main.group()

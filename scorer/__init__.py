@@ -5,31 +5,37 @@
 >>> result.score, result.components["bicycle_present"].explanation
 """
 
-__version__ = "0.1.0"
-
-from .api import Scorer, score_dir, score_file, score_svg  # noqa: E402
-from .config import DEFAULT_PROMPT, Config, load_config  # noqa: E402
-from .errors import (  # noqa: E402
-    ClipUnavailableError,
+from .api import Scorer, score_dir, score_file, score_svg
+from .config import DEFAULT_PROMPT, Config, load_config
+from .errors import (
     ConfigError,
-    InputError,
+    ItemError,
+    MeasureUnavailableError,
+    PluginError,
     SvgScoreError,
     UsageError,
 )
-from .harness.extract import Extraction, extract_svg  # noqa: E402
-from .inputs import ScoreItem  # noqa: E402
-from .record import ClipInfo, Component, ErrorInfo, RenderInfo, ScoreResult  # noqa: E402
+from .harness.extract import Extraction, extract_svg
+from .inputs import ScoreItem
+from .measure.registry import BatchItem, Measurement, MeasureParams, MeasureUnavailable, batched, check
+from .record import Component, ErrorInfo, Provenance, RenderInfo, ScoreResult
+from .version import __version__
 
 __all__ = [
     "DEFAULT_PROMPT",
-    "ClipInfo",
-    "ClipUnavailableError",
+    "BatchItem",
     "Component",
     "Config",
     "ConfigError",
     "ErrorInfo",
     "Extraction",
-    "InputError",
+    "ItemError",
+    "MeasureParams",
+    "MeasureUnavailable",
+    "MeasureUnavailableError",
+    "Measurement",
+    "PluginError",
+    "Provenance",
     "RenderInfo",
     "ScoreItem",
     "ScoreResult",
@@ -37,6 +43,8 @@ __all__ = [
     "SvgScoreError",
     "UsageError",
     "__version__",
+    "batched",
+    "check",
     "extract_svg",
     "load_config",
     "score_dir",

@@ -6,30 +6,35 @@ import collections
 import functools
 import itertools
 import os
+import platform
 import queue
+import sys
 import threading
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .cache import ResultCache, cacheable
 from .combine import combine
 from .config import DEFAULT_PROMPT, Config, load_config
-from .errors import ClipUnavailableError, InputError
+from .errors import ItemError, MeasureUnavailableError
 from .inputs import FileBytes, ScoreItem, discover
 from .isolation import WorkerPool
-from .measure.clip import ClipSimilarity, load_clip, resolve_weights, unavailable_component
+from .measure.bind import BoundMeasure, Overrides, bind, outside_origin
+from .measure.registry import BatchItem, BatchScorer, Measurement, MeasureUnavailable, resolve_plugin
 from .pipeline import Analysis, FileTask, make_analyzer
-from .record import ClipInfo, Component, ErrorInfo, ResultKey, ScoreResult
+from .record import Component, ErrorInfo, Provenance, ResultKey, ScoreResult
+from .render import renderer_provenance
+from .version import __version__, source_sha256
 
 ConfigSource = str | os.PathLike[str] | dict[str, Any] | Config | None
 
 
 class Scorer:
-    """Holds one config, its worker processes and (lazily) the CLIP model; reuse it for many files.
+    """Holds one config, its worker processes and (lazily) the batched measures' models; reuse
+    it for many files.
 
-    >>> with Scorer("configs/structural.yaml") as scorer:
+    >>> with Scorer("structural") as scorer:
     ...     result = scorer.score_file("fixtures/ladder/05_crude_pelican_on_bicycle.svg")
     """
 
@@ -37,24 +42,25 @@ class Scorer:
         self,
         config: ConfigSource = None,
         *,
-        clip_weights: str | os.PathLike[str] | None = None,
+        params: Overrides | None = None,
+        plugins: Sequence[str] = (),
         jobs: int | None = None,
-        device: str | None = None,
         cache: bool | str | os.PathLike[str] = False,
     ) -> None:
-        """``cache``: False (default) for none, True for the user cache directory, or a folder."""
-        self.config = load_config(config)
-        if device is not None:
-            self.config = load_config({**self.config.model_dump(), "clip": {**self.config.clip.model_dump(), "device": device}})
-        self._clip_weights = resolve_weights(self.config.clip, clip_weights)
-        settings = self.config
-        if self._clip_weights and settings.clip.enabled:
-            # The checkpoint in use is part of what the score means, so it is part of the hash.
-            settings = settings.model_copy(update={"clip": settings.clip.model_copy(update={"weights": self._clip_weights})})
-        self.config_sha256 = settings.sha256()
+        """``config``: a packaged name (``"structural"``), a YAML path, a dict, or None (``default``).
+        ``params``: measure name → parameters that beat the config and the environment (e.g.
+        ``{"clip": {"weights": path}}``). ``plugins``: more modules or ``.py`` files registering
+        measures, beside the config's ``plugins:``. ``cache``: False (default) for none, True for
+        the user cache directory, or a folder."""
+        self.config = load_config(config).with_plugins(resolve_plugin(p, os.getcwd()) for p in plugins)
+        self._overrides = {name: dict(values) for name, values in (params or {}).items()}
+        self.plan = bind(self.config, self._overrides)  # unknown measures, bad params: ConfigError now
+        self.config_sha256 = self.plan.sha256
         self._jobs = jobs or os.cpu_count() or 1
         self._pool: WorkerPool[FileTask, Analysis] | None = None
-        self._clip: ClipSimilarity | ClipInfo | None = None
+        self._batched: dict[str, BatchScorer | MeasureUnavailable] = {}
+        self._provenance: Provenance | None = None
+        self._batch_size = max((getattr(m.params, "batch_size", 1) for m in self.plan.batched), default=0)
         self._cache = None if cache is False else ResultCache(None if cache is True else Path(cache))
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -78,7 +84,7 @@ class Scorer:
         if self._pool is None:
             render = self.config.render
             self._pool = WorkerPool(
-                functools.partial(make_analyzer, self.config),
+                functools.partial(make_analyzer, self.config, self._overrides, tuple(sys.path)),
                 jobs=self._jobs,
                 timeout_s=render.timeout_s,
                 memory_mb=render.memory_mb,
@@ -86,20 +92,45 @@ class Scorer:
         return self._pool
 
     @property
-    def clip_info(self) -> ClipInfo:
-        """What CLIP is in use; loads the model on first call if the config enables CLIP."""
-        clip = self.config.clip
-        if not clip.enabled:
-            return ClipInfo(model=None, pretrained=None, available=False, reason="disabled by config")
-        loaded = self._load_clip()
-        return loaded.info if isinstance(loaded, ClipSimilarity) else loaded
+    def provenance(self) -> Provenance:
+        """What produces this Scorer's numbers; loads the batched measures' models on first call."""
+        if self._provenance is None:
+            measures: dict[str, dict[str, Any]] = {}
+            for name, bound in self.plan.measures.items():
+                entry = dict(outside_origin(bound.measure) or {})  # built-ins: svgscore's version says it
+                if bound.measure.kind == "batched":
+                    loaded = self._load(bound)
+                    unavailable = isinstance(loaded, MeasureUnavailable)
+                    entry.update({"available": False, "reason": loaded.reason} if unavailable else {"available": True, **loaded.provenance})
+                elif bound.measure.provenance is not None:
+                    entry.update(bound.measure.provenance(bound.params))
+                if entry:
+                    measures[name] = entry
+            self._provenance = Provenance(
+                svgscore=__version__,
+                source_sha256=source_sha256(),
+                config=self.config.name,
+                config_sha256=self.config_sha256,
+                renderer=renderer_provenance(self.config.render.backend),
+                python=platform.python_version(),
+                platform=f"{platform.system()} {platform.machine()}",
+                measures=measures,
+            )
+        return self._provenance
 
-    def _load_clip(self) -> ClipSimilarity | ClipInfo:
-        if self._clip is None:
-            self._clip = load_clip(self.config.clip, self._clip_weights)
-        if isinstance(self._clip, ClipInfo) and self.config.clip.required:
-            raise ClipUnavailableError(f"CLIP is required by the config but {self._clip.reason}")
-        return self._clip
+    def _load(self, bound: BoundMeasure) -> BatchScorer | MeasureUnavailable:
+        """A batched measure's scorer, loaded once; or why it cannot run (an error if required)."""
+        if bound.name not in self._batched:
+            try:
+                self._batched[bound.name] = bound.measure.factory(bound.params)  # type: ignore[misc]
+            except MeasureUnavailable as exc:
+                self._batched[bound.name] = exc
+            except Exception as exc:  # noqa: BLE001  (an outside measure's bug: unavailable, with the reason)
+                self._batched[bound.name] = MeasureUnavailable(f"{type(exc).__name__} while loading: {exc}"[:300])
+        loaded = self._batched[bound.name]
+        if isinstance(loaded, MeasureUnavailable) and bound.required:
+            raise MeasureUnavailableError(f"measure {bound.name!r} is required by the config but unavailable: {loaded.reason}")
+        return loaded
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -127,11 +158,11 @@ class Scorer:
         return self.score_items(discover([Path(path)], prompt, prompts or {}))
 
     def score_items(self, items: Iterable[ScoreItem], *, skip: Container[ResultKey] = ()) -> Iterator[ScoreResult]:
-        """Score items, yielding results in input order as soon as each (and CLIP's batch) is done.
+        """Score items, yielding results in input order as soon as each (and its batch) is done.
 
         ``skip`` holds the :attr:`ScoreResult.key` of results already made with this config
         (resuming an interrupted run): items with those keys are passed over. Cached results
-        are yielded without touching the workers or the model.
+        are yielded without touching the workers or the models.
         """
         # (item, file bytes, cached result or None), in input order; filled by the reader below.
         entries: collections.deque[tuple[ScoreItem, FileBytes, ScoreResult | None]] = collections.deque()
@@ -147,15 +178,14 @@ class Scorer:
                     # An unreadable file still passes through the pool (with no bytes) to keep order.
                     yield FileTask(file.data, item.prompt)
 
-        pending: list[tuple[ScoreItem, FileBytes, ScoreResult | Analysis | InputError]] = []
-        clip_batch = self.config.clip.batch_size if self.config.clip.enabled else 0
-        # The pool runs in a thread ahead of this loop, so workers render while CLIP runs here.
+        pending: list[tuple[ScoreItem, FileBytes, ScoreResult | Analysis | ItemError]] = []
+        # The pool runs in a thread ahead of this loop, so workers render while models run here.
         for outcome in _prefetch(self.pool.imap(tasks()), depth=4 * self._jobs):
             while entries[0][2] is not None:
                 pending.append(entries.popleft())  # type: ignore[arg-type]
             item, file, _ = entries.popleft()
             pending.append((item, file, file.error or outcome))
-            if sum(isinstance(p[2], Analysis) for p in pending) >= clip_batch:
+            if sum(isinstance(p[2], Analysis) for p in pending) >= self._batch_size:
                 yield from self._finish(pending)
                 pending = []
         pending.extend(entries)  # type: ignore[arg-type]  (all cached: the pool saw everything)
@@ -167,39 +197,42 @@ class Scorer:
         record = self._cache.get(self._cache.key(file.sha256, item.prompt, self.config_sha256, __version__))
         return None if record is None else ScoreResult.from_dict({**record, "path": item.path})
 
-    def _finish(self, pending: list[tuple[ScoreItem, FileBytes, ScoreResult | Analysis | InputError]]) -> list[ScoreResult]:
-        """Results for a run of entries: CLIP for the analysed ones in one batch, then combine."""
+    def _finish(self, pending: list[tuple[ScoreItem, FileBytes, ScoreResult | Analysis | ItemError]]) -> list[ScoreResult]:
+        """Results for a run of entries: each batched measure on the analysed ones, then combine."""
         analysed = [(item, outcome) for item, _, outcome in pending if isinstance(outcome, Analysis)]
-        clip_components: dict[int, Component] = {}
-        if analysed and self.config.clip.enabled:
-            clip = self._load_clip()
-            if isinstance(clip, ClipSimilarity):
-                found = clip.components([o.image for _, o in analysed], [i.prompt for i, _ in analysed])
-            else:
-                found = [unavailable_component(self.config.clip, clip)] * len(analysed)
-            clip_components = {id(o): c for (_, o), c in zip(analysed, found, strict=True)}
+        batch = [BatchItem(o.image, i.prompt, o.render.sha256) for i, o in analysed]
+        found: dict[int, dict[str, Component | ItemError]] = {id(o): {} for _, o in analysed}
+        provenance = self.provenance if analysed else None  # loads the batched measures once
+        for bound in self.plan.batched if batch else ():
+            loaded = self._load(bound)
+            measured = [loaded] * len(batch) if isinstance(loaded, MeasureUnavailable) else loaded.measure(batch)
+            for (_, outcome), value in zip(analysed, measured, strict=True):
+                found[id(outcome)][bound.name] = _component(bound, value)
         results = []
         for item, file, outcome in pending:
             if isinstance(outcome, ScoreResult):
                 results.append(outcome)
                 continue
-            result = self._result(item, file, outcome, clip_components.get(id(outcome)))
-            if self._cache is not None and cacheable(result.to_dict(), self.config.clip.enabled):
+            result = self._result(item, file, outcome, found.get(id(outcome), {}), provenance or self.provenance)
+            if self._cache is not None and cacheable(result):
                 self._cache.put(self._cache.key(file.sha256, item.prompt, self.config_sha256, __version__), result.to_dict())
             results.append(result)
         return results
 
-    def _result(self, item: ScoreItem, file: FileBytes, outcome: Analysis | InputError, clip: Component | None) -> ScoreResult:
+    def _result(
+        self, item: ScoreItem, file: FileBytes, outcome: Analysis | ItemError, batched: dict[str, Component | ItemError], provenance: Provenance
+    ) -> ScoreResult:
         error, render, components = None, None, {}
-        if isinstance(outcome, InputError):
-            error = ErrorInfo(outcome.code, outcome.message)
+        failed = next((e for e in batched.values() if isinstance(e, ItemError)), None)  # a required measure's error
+        if isinstance(outcome, ItemError) or failed is not None:
+            reason = outcome if isinstance(outcome, ItemError) else failed
+            error = ErrorInfo(reason.code, reason.message)  # type: ignore[union-attr]
             score, summary = None, f"{error.code}: {error.message}"
         else:
-            if clip is not None:
-                components["clip"] = clip
-            components.update(outcome.components)
+            # Components in the config's order, whichever process measured them.
+            components = {name: batched[name] if name in batched else outcome.components[name] for name in self.plan.measures}
             render = outcome.render
-            score, summary = combine(components, self.config.gates)
+            score, summary = combine(components, self.config.gates)  # type: ignore[arg-type]
         return ScoreResult(
             path=item.path,
             sha256=file.sha256,
@@ -208,12 +241,24 @@ class Scorer:
             score=score,
             summary=summary,
             error=error,
-            components=components,
+            components=components,  # type: ignore[arg-type]
             render=render,
             config_sha256=self.config_sha256,
-            clip=self.clip_info,
+            provenance=provenance,
             svgscore_version=__version__,
         )
+
+
+def _component(bound: BoundMeasure, value: Measurement | ItemError | MeasureUnavailable) -> Component | ItemError:
+    """A batched measure's outcome for one file as its component; a required measure's item
+    error stays an error (the row becomes an error row)."""
+    if isinstance(value, MeasureUnavailable):
+        return Component(None, bound.weight, f"unavailable: {value.reason}; not counted, other weights renormalised")
+    if isinstance(value, ItemError):
+        if bound.required:
+            return value
+        return Component(None, bound.weight, f"{value.code}: {value.message}; not counted, other weights renormalised", {"error": value.code})
+    return Component(round(value.value, 6), bound.weight, value.explanation, value.details)
 
 
 def _prefetch(iterator: Iterator[Any], depth: int) -> Iterator[Any]:

@@ -3,13 +3,13 @@
 Lives in ``$SVGSCORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/svgscore``, else
 ``~/.cache/svgscore``. SQLite in WAL mode with a busy timeout lets concurrent runs share it;
 each record is one row written in one transaction, so a crash never leaves half a record.
-Only results that would come out the same on a re-run are stored: not timeouts, worker
-deaths or internal errors, and not scores made while an enabled CLIP was unavailable.
+Only results that would come out the same on a re-run are stored (:func:`cacheable`): each
+error class says whether it is ``deterministic``; scores made while a batched measure was
+unavailable are not stored either.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -17,12 +17,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .record import RECORD_VERSION
+from .record import RECORD_VERSION, ErrorInfo, ScoreResult
+from .version import source_sha256
 
 CACHE_ENV = "SVGSCORE_CACHE_DIR"
-_DETERMINISTIC_ERRORS = frozenset(
-    {"parse_error", "unsafe_svg", "too_large", "too_many_elements", "too_deep", "attribute_too_large", "render_error"}
-)
 
 
 def default_cache_dir() -> Path:
@@ -32,21 +30,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "svgscore"
 
 
-def cacheable(record: dict[str, Any], clip_enabled: bool) -> bool:
-    if record["status"] == "error":
-        return record["error"]["code"] in _DETERMINISTIC_ERRORS and bool(record["sha256"])
-    return not clip_enabled or record["clip"]["available"]
-
-
-@functools.lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """A hash of svgscore's own source: a changed check must not be answered from the cache,
-    and an editable install changes its code without changing its version."""
-    package = Path(__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+def cacheable(result: ScoreResult) -> bool:
+    """Whether a re-run would give this same record: not when its error (or a component's) may
+    not recur, nor when a batched measure was unavailable (it may be available next time)."""
+    if result.error is not None:
+        return result.error.deterministic and bool(result.sha256)
+    if any(not m.get("available", True) for m in result.provenance.measures.values()):
+        return False
+    return all(ErrorInfo(c.details["error"], "").deterministic for c in result.components.values() if "error" in c.details)
 
 
 class ResultCache:
@@ -59,7 +50,7 @@ class ResultCache:
 
     @staticmethod
     def key(sha256: str, prompt: str, config_sha256: str, version: str) -> str:
-        parts = (sha256, prompt, config_sha256, version, str(RECORD_VERSION), code_fingerprint())
+        parts = (sha256, prompt, config_sha256, version, str(RECORD_VERSION), source_sha256())
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
     def get(self, key: str) -> dict[str, Any] | None:

@@ -16,21 +16,22 @@ from typing import TextIO
 
 import click
 
-from . import __version__
 from .api import Scorer
 from .cache import CACHE_ENV, ResultCache, default_cache_dir
+from .cliopts import config_option, scorer_kwargs, scorer_options
 from .compare.cli import compare, report
 from .compare.leaderboard import read_results
 from .compare.regress import check_regression, manifest_models
-from .config import DEFAULT_PROMPT
+from .config import DEFAULT_PROMPT, load_config, packaged_config_text, packaged_configs
 from .errors import UsageError
 from .harness.cli import extract_command, generate_command
 from .inputs import discover, manifest_errors, read_manifest
-from .measure.registry import available_checks
-from .record import ResultKey, ScoreResult
+from .measure.registry import load_measures, resolve_plugin
+from .record import ResultKey
 from .report import FORMATS, Report, resume_jsonl
 from .serve.cli import serve_command
 from .validate.cli import validate
+from .version import __version__
 
 _PROGRESS_AFTER = 3  # files; fewer finish before a bar would be worth drawing
 
@@ -59,12 +60,11 @@ def main() -> None:
     help="CSV (header path,prompt) or JSONL ({\"path\",\"prompt\"}) giving each file its prompt; paths relative "
     "to the manifest. Without PATHS, scores the files it lists.",
 )
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="YAML config (default: built-in, = configs/default.yaml).")
+@config_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format [default: from --output's suffix, else table].")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write results here instead of stdout.")
-@click.option("--clip-weights", type=click.Path(exists=True, dir_okay=False), help="Local open_clip checkpoint (also: SVGSCORE_CLIP_WEIGHTS).")
+@scorer_options
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: CPU count].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where CLIP runs [default: clip.device, auto].")
 @click.option("--no-cache", is_flag=True, help=f"Neither read nor write the result cache (${CACHE_ENV}, default ~/.cache/svgscore).")
 @click.option(
     "--resume",
@@ -84,12 +84,13 @@ def score(
     paths: tuple[Path, ...],
     prompt: str,
     manifest: Path | None,
-    config_path: Path | None,
+    config: str | None,
     fmt: str | None,
     output: Path | None,
     clip_weights: str | None,
-    jobs: int | None,
     device: str | None,
+    plugins: tuple[str, ...],
+    jobs: int | None,
     no_cache: bool,
     resume: bool,
     baseline: Path | None,
@@ -113,7 +114,7 @@ def score(
         scored: list[dict] = []  # this run's records, for the gate
         with contextlib.ExitStack() as stack:
             scorer = stack.enter_context(
-                Scorer(config_path, clip_weights=clip_weights, jobs=jobs, device=device, cache=not no_cache)
+                Scorer(config, jobs=jobs, cache=not no_cache, **scorer_kwargs(clip_weights, device, plugins))
             )
             done: set[ResultKey] = set()
             if resume:
@@ -122,14 +123,13 @@ def score(
                 click.echo(f"resume: {len(kept)} records kept, {len(done)} of them made with this config", err=True)
                 scored = [r for r in kept if (r["path"], r["sha256"], r["prompt"]) in done]
             stream = stack.enter_context(_open_output(output, append=resume, atomic=fmt in ("json", "table")))
-            names = (["clip"] if scorer.config.clip.enabled else []) + list(scorer.config.checks)
-            report = Report(fmt, stream, names)
+            report = Report(fmt, stream, list(scorer.plan.measures))
             # Also on Ctrl-C or a crash: what was scored is written. Not on a usage error
             # (e.g. CLIP required but unavailable): exit 2 prints nothing but the reason.
             stack.push(lambda kind, *_: None if kind and issubclass(kind, UsageError) else report.close())
             for count, result in enumerate(_with_progress(scorer.score_items(items, skip=done))):
                 if count == 0:
-                    _say_clip(result)
+                    _say_setup(scorer)
                 report.add(result)
                 if before is not None:
                     scored.append(result.to_dict())
@@ -146,10 +146,16 @@ def score(
         sys.exit(130)
 
 
-def _say_clip(result: ScoreResult) -> None:
-    clip = result.clip
-    state = f"loaded on {clip.device}" if clip.available else f"not counted ({clip.reason})"
-    click.echo(f"clip: {clip.model or 'off'} / {clip.pretrained or '-'}: {state}", err=True)
+def _say_setup(scorer: Scorer) -> None:
+    """On stderr: what judges this run (config, renderer), and per batched measure whether it loaded."""
+    p = scorer.provenance
+    renderer = " / ".join(str(v) for v in p.renderer.values() if v)
+    click.echo(f"config {p.config or '(library dict)'} ({p.config_sha256[:12]}), renderer {renderer}, svgscore {p.svgscore}", err=True)
+    for bound in scorer.plan.batched:
+        info = scorer.provenance.measures[bound.name]
+        what = " / ".join(str(info[k]) for k in ("model", "pretrained") if info.get(k))
+        state = f"loaded{' on ' + info['device'] if info.get('device') else ''}" if info["available"] else f"not counted ({info['reason']})"
+        click.echo(f"{bound.name}: {what + ': ' if what else ''}{state}", err=True)
 
 
 main.add_command(validate)
@@ -179,14 +185,41 @@ def cache_path() -> None:
 
 
 @main.command()
-def checks() -> None:
-    """List the structural checks a config can use, with what each measures."""
-    for name, check in sorted(available_checks().items()):
-        subject = f"  [applies when the prompt asks for {check.subject}]" if check.subjects else ""
-        click.echo(f"{name:18} {check.description}{subject}")
-        for field, info in check.params.model_fields.items():
+@click.option("--config", "config", metavar="NAME|PATH", help="Also load the plugins this config names.")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE", help="A module or .py file registering outside measures.")
+def checks(config: str | None, plugins: tuple[str, ...]) -> None:
+    """List every measure a config can use — built-in and from plugins — with where it comes from."""
+    try:
+        loaded = load_config(config).with_plugins(resolve_plugin(p, os.getcwd()) for p in plugins)
+        known = load_measures(tuple(resolve_plugin(p, loaded.base_dir) for p in loaded.plugins))
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    for name, measure in sorted(known.items()):
+        subject = f"  [applies when the prompt asks for {measure.subject}]" if measure.subjects else ""
+        kind = "batched, " if measure.kind == "batched" else ""
+        version = f" {measure.origin.version}" if measure.origin.version else ""
+        click.echo(f"{name:18} {measure.description}{subject}  ({kind}{measure.origin.source}{version})")
+        for field, info in measure.params.model_fields.items():
             click.echo(f"{'':18}   params.{field} = {info.default!r}" + (f"  ({info.description})" if info.description else ""))
-    click.echo(f"{'clip':18} CLIP cosine similarity between the render and the prompt, calibrated to [0, 1] (the clip: section)")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def configs(ctx: click.Context) -> None:
+    """The configs shipped in the package, usable by name (--config NAME)."""
+    if ctx.invoked_subcommand is None:
+        for name, line in packaged_configs().items():
+            click.echo(f"{name:12} {line}")
+
+
+@configs.command("show")
+@click.argument("name")
+def configs_show(name: str) -> None:
+    """Print a packaged config's YAML (copy it to start your own)."""
+    try:
+        click.echo(packaged_config_text(name), nl=False)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _format_for(output: Path | None) -> str:

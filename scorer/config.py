@@ -1,22 +1,28 @@
-"""The one config loader: YAML → validated, immutable :class:`Config`.
+"""The one config loader: YAML → validated, immutable :class:`Config`. Pure data.
 
-The defaults here are the documented ``configs/default.yaml`` (a test keeps the two equal),
-so an installed package works without the repository's ``configs/`` folder.
+The built-in defaults *are* the packaged ``default`` config (``scorer/configs/default.yaml``):
+there is no second copy in Python. Named configs ship in the package, so ``--config
+structural`` works from any install; ``--config PATH`` reads a file. Which measures exist
+and what parameters they take is the registry's business: a :class:`~scorer.Scorer` checks
+the configured measures when it binds them (:mod:`scorer.bind`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .errors import ConfigError
 
 DEFAULT_PROMPT = "a pelican riding a bicycle"
+DEFAULT_CONFIG = "default"
 
 
 class _Strict(BaseModel):
@@ -41,143 +47,151 @@ class RenderConfig(_Strict):
     memory_mb: int = Field(2048, ge=256)
 
 
-class Calibration(_Strict):
-    low: float = Field(0.15, ge=-1, le=1)
-    high: float = Field(0.35, ge=-1, le=1)
+class MeasureConfig(_Strict):
+    """One component of the score: a measure by name with its weight, gate and parameters."""
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Calibration:
-        if self.low >= self.high:
-            raise ValueError(f"calibration.low ({self.low}) must be below calibration.high ({self.high})")
-        return self
-
-
-class ClipConfig(_Strict):
-    enabled: bool = True
-    weight: float = Field(0.5, ge=0)
-    required: bool = False
-    model: str = "ViT-B-32"
-    pretrained: str | None = "laion2b_s34b_b79k"
-    weights: str | None = None
-    model_config_file: str | None = None
-    templates: tuple[str, ...] = (
-        "a drawing of {prompt}",
-        "an illustration of {prompt}",
-        "a vector graphic of {prompt}",
-    )
-    calibration: Calibration = Calibration()
-    batch_size: int = Field(8, ge=1, le=1024)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-
-    @model_validator(mode="after")
-    def _templates_have_slot(self) -> ClipConfig:
-        if not self.templates or any("{prompt}" not in t for t in self.templates):
-            raise ValueError("clip.templates must be a non-empty list, each containing '{prompt}'")
-        return self
-
-
-class CheckConfig(_Strict):
     weight: float = Field(1.0, ge=0)
     gate: float | None = Field(None, ge=0, le=1)
+    required: bool = False  # batched measures: unavailable is an error (exit 2), not a renormalised score
     params: dict[str, Any] = Field(default_factory=dict)
-
-
-def _default_checks() -> dict[str, CheckConfig]:
-    return {
-        "parses": CheckConfig(weight=0.05),
-        "renders": CheckConfig(weight=0.0, gate=1.0),
-        "not_blank": CheckConfig(weight=0.05, gate=0.25),
-        "bicycle_present": CheckConfig(weight=0.2),
-        "rider_on_bicycle": CheckConfig(weight=0.15),
-        "closed_paths": CheckConfig(weight=0.05),
-        "element_count": CheckConfig(weight=0.1),
-        "within_canvas": CheckConfig(weight=0.05),
-        "pelican_features": CheckConfig(weight=0.2),
-        "prompt_text": CheckConfig(weight=0.05),
-        # Anti-gaming gates (weight 0): each zeroes what only imitates a drawing.
-        "outlined_text": CheckConfig(weight=0.0, gate=0.5),
-        "embedded_raster": CheckConfig(weight=0.0, gate=0.5),
-        "contrast": CheckConfig(weight=0.0, gate=0.25),
-        "display_size": CheckConfig(weight=0.0, gate=0.5),
-    }
 
 
 class Config(_Strict):
     limits: Limits = Limits()
     render: RenderConfig = RenderConfig()
-    clip: ClipConfig = ClipConfig()
-    checks: dict[str, CheckConfig] = Field(default_factory=_default_checks)
+    plugins: tuple[str, ...] = ()  # modules (or .py files) that register outside measures
+    checks: dict[str, MeasureConfig] = Field(default_factory=dict)
+
+    _name: str | None = PrivateAttr(None)  # packaged name or file path, for provenance
+    _base_dir: str | None = PrivateAttr(None)  # relative paths in params and plugins resolve here
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clip_section(cls, raw: Any) -> Any:
+        """Accept the ``clip:`` section of svgscore 0.1 configs: it is the ``clip`` measure."""
+        if not isinstance(raw, dict) or "clip" not in raw:
+            return raw
+        raw = dict(raw)
+        section = dict(raw.pop("clip") or {})
+        checks = dict(raw.get("checks") or {})
+        if section.pop("enabled", True):
+            entry = dict(checks.get("clip") or {})
+            entry.update({k: section.pop(k) for k in ("weight", "required", "gate") if k in section})
+            checks["clip"] = {**entry, "params": {**entry.get("params", {}), **section}}
+        else:
+            checks.pop("clip", None)
+        raw["checks"] = checks
+        return raw
 
     @model_validator(mode="after")
-    def _known_checks(self) -> Config:
-        from .measure.registry import validate_check_configs
-
-        validate_check_configs(self.checks)
-        if not self.clip.enabled and not any(c.weight > 0 for c in self.checks.values()):
-            raise ValueError("nothing to score: CLIP is disabled and every check has weight 0")
+    def _something_to_score(self) -> Config:
+        if not self.checks:
+            raise ValueError("no measures: list at least one under checks:")
+        if not any(c.weight > 0 for c in self.checks.values()):
+            raise ValueError("nothing to score: every measure has weight 0")
         return self
 
     @property
+    def name(self) -> str | None:
+        return self._name
+
+    @property
+    def base_dir(self) -> str | None:
+        return self._base_dir
+
+    @property
     def gates(self) -> dict[str, float]:
-        """Check name → the value below which it zeroes the score, for the checks that gate."""
+        """Measure name → the value below which it zeroes the score, for the measures that gate."""
         return {name: c.gate for name, c in self.checks.items() if c.gate is not None}
 
     def sha256(self) -> str:
-        """A hash of the effective settings (not of the YAML text: comments don't matter)."""
+        """A hash of the settings as written (not of the YAML text: comments don't matter).
+        The Scorer's ``config_sha256`` hashes the *bound* settings instead (defaults filled in,
+        paths resolved, plugin sources)."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
+    def with_plugins(self, extra: Iterable[str]) -> Config:
+        """A copy that also loads the plugin modules ``extra`` (e.g. ``--plugin``)."""
+        extra = tuple(extra)
+        if not extra:
+            return self
+        return _with_origin(self.model_copy(update={"plugins": self.plugins + extra}), self._name, self._base_dir)
+
+
+def packaged_configs() -> dict[str, str]:
+    """Name → first comment line, for every config shipped in the package."""
+    found = {}
+    for entry in sorted((resources.files("scorer") / "configs").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            first = entry.read_text(encoding="utf-8").splitlines()[0]
+            found[entry.name.removesuffix(".yaml")] = first.lstrip("# ").strip()
+    return found
+
+
+def packaged_config_text(name: str) -> str:
+    entry = (resources.files("scorer") / "configs" / f"{name}.yaml")
+    if not entry.is_file():
+        raise ConfigError(f"no packaged config named {name!r}; available: {', '.join(packaged_configs())}")
+    return entry.read_text(encoding="utf-8")
+
 
 def load_config(source: str | Path | dict[str, Any] | Config | None = None) -> Config:
-    """Load a config from a YAML path, a dict, or return the defaults for ``None``.
-
-    Relative file paths inside a YAML config (``clip.weights``, ``clip.model_config_file``)
-    are resolved against the config file's folder.
+    """A config from a packaged name (``"structural"``), a YAML path, a dict, or ``None`` (the
+    packaged ``default``). Relative file paths inside a YAML config (measure params such as
+    ``clip``'s ``weights``, ``plugins:`` files) resolve against the config file's folder.
     """
-    if source is None:
-        return Config()
     if isinstance(source, Config):
         return source
-    base: Path | None = None
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        raw = read_yaml(path, "config")
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"config {path} must be a YAML mapping at the top level")
-        base, label = path.parent, str(path)
-    else:
-        raw, label = source, "config"
-    raw = _resolve_paths(raw, base)
+    if source is None:
+        source = DEFAULT_CONFIG
+    if isinstance(source, dict):
+        return _validate(source, "config", None, None)
+    path = Path(source)
+    if isinstance(source, str) and path.suffix == "" and not path.exists():
+        raw = _parse_yaml(packaged_config_text(source), f"packaged config {source}")
+        return _validate(raw, f"packaged config {source}", source, None)
+    raw = read_yaml(path, "config")
+    return _validate(raw, str(path), str(path), str(path.resolve().parent))
+
+
+def _validate(raw: Any, label: str, name: str | None, base_dir: str | None) -> Config:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label} must be a YAML mapping at the top level")
+    if "checks" not in raw and name != DEFAULT_CONFIG:
+        # A config that lists no measures keeps the default set (its other sections override).
+        default = load_config(DEFAULT_CONFIG)
+        raw = {"checks": {n: c.model_dump() for n, c in default.checks.items()}, **raw}
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"invalid {label}: {describe(exc)}") from None
+    return _with_origin(config, name, base_dir)
+
+
+def _with_origin(config: Config, name: str | None, base_dir: str | None) -> Config:
+    config._name, config._base_dir = name, base_dir
+    return config
+
+
+def _parse_yaml(text: str, what: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} is not valid YAML: {exc}") from None
 
 
 def read_yaml(path: Path, what: str) -> Any:
     """A YAML file's content; :class:`ConfigError` naming ``what`` it is if unreadable or invalid."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
+    return _parse_yaml(text, f"{what} {path}")
 
 
 def describe(exc: ValidationError) -> str:
     """Every problem pydantic found, one ``dotted.location: message`` each, on one line."""
     return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors())
-
-
-def _resolve_paths(raw: dict[str, Any], base: Path | None) -> dict[str, Any]:
-    clip = raw.get("clip")
-    if base is None or not isinstance(clip, dict):
-        return raw
-    clip = dict(clip)
-    for key in ("weights", "model_config_file"):
-        value = clip.get(key)
-        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
-            clip[key] = str((base / value).resolve())
-    return {**raw, "clip": clip}

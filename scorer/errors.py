@@ -2,13 +2,18 @@
 
 Two families, because callers treat them differently:
 
-* ``UsageError`` — the *caller* got something wrong (bad config, unknown check, missing
-  path). The CLI exits 2; the library raises.
-* ``InputError`` — the *SVG file* is bad. It never escapes a batch: it becomes an error
-  row whose ``error.code`` is the class's ``code``.
+* ``UsageError`` — the *caller* got something wrong (bad config, unknown measure, missing
+  path, a plugin that does not import). The CLI exits 2; the library raises.
+* ``ItemError`` — something went wrong with *one item* of a batch: the SVG is bad, it hung
+  the renderer, a model judge answered nonsense, or svgscore met a bug on it. It never
+  escapes a batch: it becomes an error row whose ``error.code`` is the class's ``code``.
+  Each class says whether the same input would fail the same way again (``deterministic``):
+  only those rows may be cached.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class SvgScoreError(Exception):
@@ -23,33 +28,38 @@ class ConfigError(UsageError):
     """A configuration file or value is invalid (unknown key, out-of-range value, unknown check)."""
 
 
-class ClipUnavailableError(UsageError):
-    """CLIP weights could not be loaded and the config says ``clip.required: true``."""
+class PluginError(UsageError):
+    """A measure plugin (entry point or ``plugins:`` module) could not be imported or registered."""
 
 
-class InputError(SvgScoreError):
-    """The SVG itself is unusable. Each subclass names the ``error.code`` of its result row."""
+class MeasureUnavailableError(UsageError):
+    """A batched measure (CLIP, a model judge) cannot run and the config says ``required: true``."""
 
-    code = "input_error"
+
+class ItemError(SvgScoreError):
+    """One item's failure, reported on its result row. Each subclass names the row's ``error.code``."""
+
+    code = "item_error"
+    deterministic: ClassVar[bool] = True  # the same bytes, prompt and config fail the same way
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class ReadError(InputError):
+class ReadError(ItemError):
     code = "read_error"
 
 
-class ParseError(InputError):
+class ParseError(ItemError):
     code = "parse_error"
 
 
-class UnsafeSvgError(InputError):
+class UnsafeSvgError(ItemError):
     code = "unsafe_svg"
 
 
-class TooLargeError(InputError):
+class TooLargeError(ItemError):
     code = "too_large"
 
 
@@ -65,19 +75,20 @@ class AttributeTooLargeError(TooLargeError):
     code = "attribute_too_large"
 
 
-class RenderError(InputError):
+class RenderError(ItemError):
     code = "render_error"
 
 
-class RenderTimeoutError(InputError):
+class RenderTimeoutError(ItemError):
     code = "render_timeout"
+    deterministic = False  # a busy machine may finish it next time
 
 
-
-class InternalError(InputError):
+class InternalError(ItemError):
     """A bug in svgscore met by one file: reported on that file's row, never fatal to the batch."""
 
     code = "internal_error"
+    deterministic = False  # a fixed bug must not be answered from the cache
 
 
 # -- Generation (``svgscore generate`` / ``extract``): a sample with no usable SVG is an error
@@ -85,22 +96,23 @@ class InternalError(InputError):
 # family is the endpoint's, so a resumed run asks again.
 
 
-class TruncatedOutputError(InputError):
+class TruncatedOutputError(ItemError):
     """The reply stopped inside its SVG (``<svg`` without ``</svg>``), or at max_tokens before one."""
 
     code = "truncated_output"
 
 
-class NoSvgError(InputError):
+class NoSvgError(ItemError):
     """The reply holds no ``<svg>`` element at all (prose only, a refusal, an empty answer)."""
 
     code = "no_svg"
 
 
-class GenerationError(InputError):
+class GenerationError(ItemError):
     """No reply to extract from: the request failed for good."""
 
     code = "generation_failed"
+    deterministic = False  # the endpoint may answer next time
 
 
 class RequestFailedError(GenerationError):
@@ -115,14 +127,14 @@ class MalformedResponseError(GenerationError):
     code = "malformed_response"
 
 
-def input_error_for(code: str, message: str) -> InputError:
+def item_error_for(code: str, message: str) -> ItemError:
     """The error a recorded ``code`` stands for (a manifest row's), so it keeps its class."""
-    pending: list[type[InputError]] = [InputError]
+    pending: list[type[ItemError]] = [ItemError]
     while pending:
         cls = pending.pop()
         if cls.code == code:
             return cls(message)
         pending.extend(cls.__subclasses__())
-    error = InputError(message)
+    error = ItemError(message)
     error.code = code  # a code from a newer svgscore: keep it rather than guess
     return error

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Limits
-from .errors import InputError, ReadError, TooLargeError, UsageError, input_error_for
+from .errors import ItemError, ReadError, TooLargeError, UsageError, item_error_for
 
 SVG_SUFFIXES = (".svg", ".svgz")
 _CHUNK = 1 << 20
@@ -23,7 +23,7 @@ class ScoreItem:
     path: str | None
     prompt: str
     data: bytes | None = None
-    error: InputError | None = None  # known before reading: a manifest row whose generation failed
+    error: ItemError | None = None  # known before reading: a manifest row whose generation failed
 
     def read(self, limits: Limits) -> FileBytes:
         """The bytes to parse (never more than the cap) and the sha256 of the *whole* file."""
@@ -50,11 +50,11 @@ class ScoreItem:
 class FileBytes:
     data: bytes
     sha256: str
-    error: InputError | None = None
+    error: ItemError | None = None
 
 
 def discover(
-    paths: Iterable[Path], prompt: str, prompts: Mapping[str, str], errors: Mapping[str, InputError] | None = None
+    paths: Iterable[Path], prompt: str, prompts: Mapping[str, str], errors: Mapping[str, ItemError] | None = None
 ) -> Iterator[ScoreItem]:
     """Files given directly, and every ``*.svg``/``*.svgz`` under given directories, sorted.
 
@@ -79,12 +79,12 @@ def read_manifest(path: Path) -> dict[str, str]:
     return {file: row["prompt"] for file, row in read_manifest_rows(path, required=("path", "prompt")).items()}
 
 
-def manifest_errors(path: Path) -> dict[str, InputError]:
+def manifest_errors(path: Path) -> dict[str, ItemError]:
     """The files a manifest marks as failed (``error_code``/``error_message`` columns, as
     ``svgscore generate`` writes for a sample with no usable SVG), each with its error, so
     scoring reports why there is no file rather than that it is missing."""
     return {
-        file: input_error_for(row["error_code"], row.get("error_message") or row["error_code"])
+        file: item_error_for(row["error_code"], row.get("error_message") or row["error_code"])
         for file, row in read_manifest_rows(path).items()
         if row.get("error_code")
     }

@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .errors import InputError, InternalError, RenderError, RenderTimeoutError, UsageError
+from .errors import InternalError, ItemError, RenderError, RenderTimeoutError, UsageError
 
 T = TypeVar("T")
 R = TypeVar("R")
 _READY = "ready"
+_FAILED = "failed"  # sent with the reason when the worker cannot set itself up (a plugin that will not import)
 _MAX_STARTUP_FAILURES = 3
 
 
@@ -64,7 +65,11 @@ def _worker_main(fd: int) -> None:
     conn = multiprocessing.connection.Connection(fd)
     factory, memory_mb = conn.recv()
     _limit_resources(memory_mb)
-    work = factory()
+    try:
+        work = factory()
+    except Exception as exc:  # noqa: BLE001  (said to the parent, which stops the run with it)
+        conn.send((_FAILED, str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}"))
+        return
     guard = _NetworkGuard()
     sys.addaudithook(guard)
     conn.send(_READY)
@@ -76,7 +81,7 @@ def _worker_main(fd: int) -> None:
         attempts_before, started = guard.attempts, time.perf_counter()
         try:
             result: Any = work(item)
-        except InputError as exc:
+        except ItemError as exc:
             result = exc
         except MemoryError:
             result = RenderError(f"out of memory (worker limit {memory_mb} MB)")
@@ -156,8 +161,8 @@ class WorkerPool(Generic[T, R]):
         conn.send((self._factory, self._memory_mb))
         return _Worker(process, conn)
 
-    def imap(self, tasks: Iterable[T]) -> Iterator[R | InputError]:
-        """Results of ``tasks`` in input order; a failed task yields its :class:`InputError`.
+    def imap(self, tasks: Iterable[T]) -> Iterator[R | ItemError]:
+        """Results of ``tasks`` in input order; a failed task yields its :class:`ItemError`.
 
         Workers start with the first task (a run with nothing to do starts none) and the loop
         ends quietly if :meth:`close` is called from another thread meanwhile. One run at a
@@ -179,14 +184,14 @@ class WorkerPool(Generic[T, R]):
                     self._replace(i)
             self._running.release()
 
-    def _run(self, tasks: Iterable[T]) -> Iterator[R | InputError]:
+    def _run(self, tasks: Iterable[T]) -> Iterator[R | ItemError]:
         pending = enumerate(tasks)
         first = next(pending, None)
         if first is None:
             return
         pending = itertools.chain([first], pending)
         exhausted = False
-        done: dict[int, R | InputError] = {}
+        done: dict[int, R | ItemError] = {}
         next_out = 0
         while not self._closed:
             # Keep every ready worker busy, but let no more than a few results wait for a slow one.
@@ -218,7 +223,7 @@ class WorkerPool(Generic[T, R]):
             self._workers.append(self._spawn())
         return [w for w in self._workers if w.ready and w.index is None]
 
-    def _collect(self, done: dict[int, R | InputError]) -> None:
+    def _collect(self, done: dict[int, R | ItemError]) -> None:
         now = time.monotonic()
         busy = [w.deadline for w in self._workers if w.index is not None]
         timeout = max(0.0, min(busy) - now) if busy else None
@@ -246,6 +251,9 @@ class WorkerPool(Generic[T, R]):
                 if message == _READY:
                     worker.ready = True
                     self._startup_failures = 0
+                elif isinstance(message, tuple) and message[0] == _FAILED:
+                    # The same in every worker: fail the run now, with the worker's own words.
+                    raise UsageError(f"worker processes cannot start: {message[1]}")
                 elif worker.index is not None:
                     done[worker.index], seconds, attempts = message
                     self.stats.seconds.append(seconds)

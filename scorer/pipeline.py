@@ -1,12 +1,13 @@
-"""Stages 1–3 for one file, as one pure function: bytes → structural components + render.
+"""Stages 1–3 for one file, as one pure function: bytes → per-file components + render.
 
-This is what runs inside a worker process (:mod:`scorer.isolation`). CLIP is not here: it
-runs in the parent, which holds the model once.
+This is what runs inside a worker process (:mod:`scorer.isolation`). Batched measures (CLIP,
+model judges) are not here: they run in the parent, which holds their models once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -14,8 +15,8 @@ import numpy as np
 
 from .config import Config
 from .load import load_svg
+from .measure.bind import Overrides, bind
 from .measure.drawing import OUTER_MARGIN, Drawing
-from .measure.registry import available_checks
 from .record import Component, RenderInfo
 from .render import render
 
@@ -29,17 +30,16 @@ class FileTask:
 @dataclass(frozen=True)
 class Analysis:
     components: dict[str, Component]
-    image: np.ndarray  # the render on white without <text>, (H, W, 3) uint8: what CLIP sees
+    image: np.ndarray  # the render on white without <text>, (H, W, 3) uint8: what batched measures see
     render: RenderInfo
 
 
-def make_analyzer(config: Config) -> Callable[[FileTask], Analysis]:
-    """Bind ``config`` once (check lookup, parameter validation) and return the per-file function."""
-    known = available_checks()
-    plan = [
-        (name, known[name], known[name].parse_params(cfg.params), cfg.weight)
-        for name, cfg in config.checks.items()
-    ]
+def make_analyzer(config: Config, overrides: Overrides | None = None, import_path: Sequence[str] = ()) -> Callable[[FileTask], Analysis]:
+    """Bind ``config`` once (plugins imported, measures looked up, parameters validated) and
+    return the per-file function. ``import_path`` is the parent's ``sys.path``, so a plugin the
+    parent imported is importable here too."""
+    sys.path.extend(p for p in import_path if p not in sys.path)
+    plan = bind(config, overrides)
 
     def analyze(task: FileTask) -> Analysis:
         svg = load_svg(task.data, config.limits)
@@ -49,14 +49,13 @@ def make_analyzer(config: Config) -> Callable[[FileTask], Analysis]:
         )
         raster = drawing.raster
         components = {}
-        for name, check, params, weight in plan:
-            if not check.applies_to(task.prompt):
-                components[name] = Component(
-                    None, weight, f"not applicable: the prompt does not ask for {check.subject}"
-                )
+        for bound in plan.per_file:
+            measure = bound.measure
+            if not measure.applies_to(task.prompt):
+                components[bound.name] = Component(None, bound.weight, f"not applicable: the prompt does not ask for {measure.subject}")
                 continue
-            found = check.fn(drawing, params)
-            components[name] = Component(round(found.value, 6), weight, found.explanation, found.details)
+            found = measure.fn(drawing, bound.params)  # type: ignore[misc]  (per-file measures have fn)
+            components[bound.name] = Component(round(found.value, 6), bound.weight, found.explanation, found.details)
         info = RenderInfo(raster.width, raster.height, raster.sha256())
         return Analysis(components, drawing.picture.on_white, info)
 

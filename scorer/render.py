@@ -75,6 +75,20 @@ class Raster:
         return Raster(rgba=self.rgba[y0:y1, x0:x1], window=area)
 
 
+def renderer_provenance(backend: Backend) -> dict[str, str | None]:
+    """The renderer, its version and the native library under it: a new cairo can move scores."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    if backend == "resvg":
+        try:
+            return {"backend": "resvg", "version": version("resvg-py"), "native": "resvg (bundled in resvg-py)"}
+        except PackageNotFoundError:
+            return {"backend": "resvg", "version": None, "native": None}
+    import cairocffi
+
+    return {"backend": "cairosvg", "version": version("cairosvg"), "native": f"cairo {cairocffi.cairo_version_string()}"}
+
+
 def _box(c: Canvas) -> str:
     return f"{c.x!r} {c.y!r} {c.width!r} {c.height!r}"
 

@@ -21,7 +21,9 @@ FORMATS = ("table", "json", "jsonl", "csv")
 _BASE_COLUMNS = (
     "path", "sha256", "prompt", "status", "score", "summary", "error.code", "error.message",
     "render.width", "render.height", "render.sha256", "config_sha256",
-    "clip.model", "clip.pretrained", "clip.available", "clip.reason", "svgscore_version", "record_version",
+    "svgscore_version", "record_version", "provenance.source_sha256", "provenance.config",
+    "provenance.renderer.backend", "provenance.renderer.version", "provenance.renderer.native",
+    "provenance.python", "provenance.platform",
 )  # fmt: skip
 
 
@@ -33,6 +35,8 @@ def flatten(record: dict[str, Any], component_names: Sequence[str]) -> dict[str,
         for key in column.split("."):
             value = value.get(key) if isinstance(value, dict) else None
         row[column] = value
+    # Per-measure provenance (model ids, checkpoint hashes, availability) varies by measure: one JSON cell.
+    row["provenance.measures"] = json.dumps(record["provenance"]["measures"], sort_keys=True, ensure_ascii=False)
     for name in component_names:
         component = record["components"].get(name) or {}
         for key in ("value", "weight", "explanation"):

@@ -52,7 +52,7 @@ def assert_svg_score(
     ``min`` (0–100). The message lists every component with its value, weight and explanation,
     so a failing test says *what* got worse. Returns the result for further checks.
 
-    ``scorer_options`` go to :class:`scorer.Scorer` (``clip_weights=``, ``device=``); calls with
+    ``scorer_options`` go to :class:`scorer.Scorer` (``params=``, ``plugins=``); calls with
     the same config and options share one scorer, so its workers start once per session.
     """
     __tracebackhide__ = True  # pytest: show the caller's line, not this helper's

@@ -47,7 +47,7 @@ from PIL import Image
 
 from scorer import DEFAULT_PROMPT, ScoreItem, Scorer
 from scorer.config import Limits
-from scorer.errors import InputError, RenderTimeoutError
+from scorer.errors import ItemError, RenderTimeoutError
 from scorer.isolation import PoolStats, WorkerPool
 from scorer.load import load_svg
 from scorer.render import render
@@ -231,7 +231,7 @@ def compare_one(task: tuple[str, str]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         raster = render(load_svg(Path(svg_path).read_bytes(), Limits()), max(width, height), backend=backend)
-    except InputError as exc:
+    except ItemError as exc:
         return {"error": exc.code, "message": exc.message, "seconds": time.perf_counter() - started}
     seconds = time.perf_counter() - started
     ours = raster.rgba
@@ -292,7 +292,7 @@ def _run_backend(tasks: list[tuple[str, str]], jobs: int, module: Any | None) ->
         return
     with WorkerPool(module.fidelity_factory, jobs=jobs, timeout_s=FIDELITY_TIMEOUT_S, memory_mb=2048) as pool:
         for outcome in pool.imap(tasks):
-            if isinstance(outcome, InputError):
+            if isinstance(outcome, ItemError):
                 seconds = FIDELITY_TIMEOUT_S if isinstance(outcome, RenderTimeoutError) else 0.0
                 yield {"error": outcome.code, "message": outcome.message, "seconds": seconds}
             else:

@@ -1,4 +1,4 @@
-"""Anti-gaming: the quality ladder, attacks, metamorphic invariances (configs/structural.yaml, CLIP off).
+"""Anti-gaming: the quality ladder, attacks, metamorphic invariances (the packaged structural config, CLIP off).
 
 Each defence has a test that fails without it: the attack is scored once with the full config
 and once with that defence's gate removed (`ungated`), and only the gate stands between them.
@@ -30,7 +30,7 @@ ATTACKS = sorted((FIXTURES / "attacks").glob("*.svg"))
 CRUDE = FIXTURES / "ladder" / "05_crude_pelican_on_bicycle.svg"
 SIMPLE = FIXTURES / "ladder" / "05b_simple_pelican_on_bicycle.svg"
 CAREFUL = FIXTURES / "ladder" / "06_careful_pelican_on_bicycle.svg"
-STRUCTURAL_YAML = REPO / "configs" / "structural.yaml"
+STRUCTURAL_YAML = REPO / "scorer" / "configs" / "structural.yaml"
 DEFENCES = ("outlined_text", "embedded_raster", "contrast", "display_size")
 # How far a meaning-preserving rewrite (translate, scale, re-serialise, shapes → paths) may move a score.
 TOLERANCE = 3.0

@@ -52,7 +52,7 @@ def test_changed_svgscore_code_is_rescored(tmp_path, monkeypatch):
     shutil.copy(LADDER[0], folder)
     run(folder, tmp_path / "cache")
     assert run(folder, tmp_path / "cache")[1] == 0
-    monkeypatch.setattr(cache_module, "code_fingerprint", lambda: "another revision of the checks")
+    monkeypatch.setattr(cache_module, "source_sha256", lambda: "another revision of the checks")
     assert run(folder, tmp_path / "cache")[1] == 1
 
 

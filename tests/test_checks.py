@@ -2,7 +2,7 @@
 
 import pytest
 
-from scorer.measure.registry import available_checks
+from scorer.measure.registry import load_measures
 
 from .conftest import BROKEN, LADDER, svg
 
@@ -18,7 +18,7 @@ def values(result):
 
 
 def test_ladder_is_ordered_by_the_structural_score(structural):
-    # The strict, rung-by-rung version (configs/structural.yaml) is in test_antigaming.py.
+    # The strict, rung-by-rung version (the packaged structural config) is in test_antigaming.py.
     scores = [structural.score_file(p, PROMPT).score for p in LADDER]
     assert scores[0] == 0  # the not_blank gate
     assert scores == sorted(scores) and len(set(scores)) == len(scores)
@@ -162,9 +162,11 @@ def test_every_check_value_is_in_range_and_explained(structural):
 
 
 def test_registry_lists_the_documented_checks():
-    names = set(available_checks())
-    assert {"parses", "renders", "not_blank", "bicycle_present", "closed_paths", "element_count", "within_canvas"} <= names
-    assert all(c.description for c in available_checks().values())
+    known = load_measures()
+    assert {"parses", "renders", "not_blank", "bicycle_present", "closed_paths", "element_count", "within_canvas"} <= set(known)
+    assert all(m.description for m in known.values())
+    assert known["clip"].kind == "batched" and known["parses"].kind == "per_file"
+    assert {m.origin.source for m in known.values()} >= {"svgscore (built-in)"}
 
 
 def test_percentage_sized_gradient_backdrop_stays_on_canvas(structural):

@@ -11,7 +11,7 @@ import pytest
 
 from .conftest import FIXTURES, LADDER, REPO
 
-STRUCTURAL_CONFIG = str(REPO / "configs" / "structural.yaml")
+STRUCTURAL_CONFIG = str(REPO / "scorer" / "configs" / "structural.yaml")
 # Everything but fixtures/hostile/ (slow by design; tests/test_hostile.py covers it).
 FOLDERS = ("fixtures/broken", "fixtures/decoy", "fixtures/ladder", "fixtures/other_prompt")
 
@@ -36,7 +36,7 @@ def test_every_fixture_gets_exactly_one_record(fixture_records):
 
 
 def test_record_schema(fixture_records):
-    required = {"path", "sha256", "prompt", "status", "score", "error", "components", "render", "config_sha256", "clip"}
+    required = {"path", "sha256", "prompt", "status", "score", "error", "components", "render", "config_sha256", "provenance"}
     for r in fixture_records:
         assert required <= set(r)
         assert r["status"] in ("ok", "error")
@@ -47,7 +47,8 @@ def test_record_schema(fixture_records):
                 assert set(c) >= {"value", "weight", "explanation"}
         else:
             assert r["score"] is None and set(r["error"]) == {"code", "message"}
-        assert r["clip"]["available"] is False and r["clip"]["model"] is None  # CLIP disabled
+        assert "clip" not in r["provenance"]["measures"]  # CLIP not configured
+        assert r["provenance"]["renderer"]["backend"] == "cairosvg" and r["provenance"]["config"] == STRUCTURAL_CONFIG
 
 
 def test_broken_files_are_error_rows_and_the_run_still_exits_0(fixture_records):
@@ -84,7 +85,7 @@ def test_table_is_the_default_on_stdout():
     proc = run("score", "fixtures/ladder/05_crude_pelican_on_bicycle.svg", "--config", STRUCTURAL_CONFIG)
     assert proc.returncode == 0
     assert "05_crude_pelican_on_bicycle.svg" in proc.stdout and "bicycle_present" in proc.stdout
-    assert "clip:" in proc.stderr and "clip:" not in proc.stdout  # logs on stderr only
+    assert "renderer cairosvg" in proc.stderr and "renderer" not in proc.stdout  # logs on stderr only
 
 
 @pytest.mark.parametrize("manifest_format", ["csv", "jsonl"])
@@ -117,8 +118,8 @@ def test_manifest_entry_for_a_missing_file_is_an_error_row(tmp_path):
 @pytest.mark.parametrize(
     "config_text, message",
     [
-        ("checks:\n  no_such_check: {weight: 1}\n", "unknown check 'no_such_check'"),
-        ("clip:\n  weight: -1\n", "clip.weight"),
+        ("checks:\n  no_such_check: {weight: 1}\n", "unknown measure 'no_such_check'"),
+        ("clip:\n  weight: -1\n", "checks.clip.weight"),
         ("render:\n  sizee: 100\n", "sizee"),
         ("checks:\n  element_count: {params: {full_at: 0}}\n", "full_at"),
         ("clip:\n  calibration: {low: 0.5, high: 0.1}\n", "calibration"),

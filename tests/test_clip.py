@@ -15,6 +15,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 if "huggingface_hub.constants" in sys.modules:  # imported earlier in this session: the env var was read then
     sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = True
 
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -22,9 +23,9 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from scorer import DEFAULT_PROMPT, ClipUnavailableError, Scorer  # noqa: E402
-from scorer.config import ClipConfig  # noqa: E402
-from scorer.measure.clip import WEIGHTS_ENV, resolve_weights  # noqa: E402
+from scorer import DEFAULT_PROMPT, MeasureUnavailableError, Scorer, load_config  # noqa: E402
+from scorer.measure.clip import WEIGHTS_ENV, ClipParams  # noqa: E402
+from scorer.measure.registry import load_measures  # noqa: E402
 
 try:
     from tiny_clip import TinyClip, build_tiny_clip
@@ -128,17 +129,19 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_tiny_model_loads_through_the_config(tiny, pelican):
-    assert pelican.clip.available is True
-    assert pelican.clip.reason is None
-    assert pelican.clip.model == tiny.name
-    assert pelican.clip.pretrained == str(tiny.checkpoint)
+    info = pelican.provenance.measures["clip"]
+    assert info["available"] is True and "reason" not in info
+    assert info["model"] == tiny.name
+    assert info["pretrained"] == str(tiny.checkpoint)
+    assert info["checkpoint_sha256"] == hashlib.sha256(tiny.checkpoint.read_bytes()).hexdigest()
+    assert info["precision"] == "fp32"
 
 
 def test_clip_component_value_and_cosine_are_in_range(pelican):
     clip = pelican.components["clip"]
     assert clip.value is not None
     assert 0.0 <= clip.value <= 1.0
-    assert clip.weight == ClipConfig().weight
+    assert clip.weight == load_config(None).checks["clip"].weight
     cosine = clip.details["cosine"]
     assert isinstance(cosine, float)
     assert -1.0 <= cosine <= 1.0
@@ -146,7 +149,7 @@ def test_clip_component_value_and_cosine_are_in_range(pelican):
 
 
 def test_default_calibration_mapping(pelican):
-    calibration = ClipConfig().calibration
+    calibration = ClipParams().calibration
     clip = pelican.components["clip"]
     expected = calibrated(clip.details["cosine"], calibration.low, calibration.high)
     assert clip.value == pytest.approx(expected, abs=rounding_tolerance(calibration.low, calibration.high))
@@ -177,7 +180,7 @@ def test_cosine_matches_an_independent_computation(tiny, tiny_scorer, pelican):
     model, _, preprocess = open_clip.create_model_and_transforms(tiny.name, pretrained=str(tiny.checkpoint))
     model.eval()
     tokenizer = open_clip.get_tokenizer(tiny.name)
-    templates = tiny_scorer.config.clip.templates
+    templates = tiny_scorer.plan.measures["clip"].params.templates
     with torch.no_grad():
         text = model.encode_text(tokenizer([t.format(prompt=DEFAULT_PROMPT) for t in templates])).float()
         picture = model.encode_image(preprocess(square).unsqueeze(0)).float()[0]
@@ -229,9 +232,10 @@ def test_cosine_depends_on_the_prompt_and_the_drawing(tiny_scorer, pelican):
 def test_missing_weights_make_clip_unavailable_not_zero(unavailable_scorer, missing_weights):
     result = unavailable_scorer.score_file(PELICAN)
     assert result.ok
-    assert result.clip.available is False
-    assert "weights file not found" in result.clip.reason
-    assert str(missing_weights) in result.clip.reason
+    info = result.provenance.measures["clip"]
+    assert info["available"] is False
+    assert "weights file not found" in info["reason"]
+    assert str(missing_weights) in info["reason"]
 
     clip = result.components["clip"]
     assert clip.value is None
@@ -258,20 +262,20 @@ def test_structural_components_do_not_depend_on_clip(unavailable_scorer, pelican
 
 def test_unknown_model_is_unavailable_with_the_reason(tiny):
     scorer = Scorer({"clip": tiny.clip_section(model="no-such-model", model_config_file=None)}, jobs=1)
-    info = scorer.clip_info
+    info = scorer.provenance.measures["clip"]
     scorer.close()
-    assert info.available is False
-    assert "cannot load no-such-model" in info.reason
+    assert info["available"] is False
+    assert "cannot load no-such-model" in info["reason"]
 
 
 def test_corrupt_checkpoint_is_unavailable_with_the_reason(tiny, tmp_path):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"this is not a checkpoint")
     scorer = Scorer({"clip": tiny.clip_section(weights=str(corrupt))}, jobs=1)
-    info = scorer.clip_info
+    info = scorer.provenance.measures["clip"]
     scorer.close()
-    assert info.available is False
-    assert f"cannot load {tiny.name} / {corrupt}" in info.reason
+    assert info["available"] is False
+    assert f"cannot load {tiny.name} / {corrupt}" in info["reason"]
 
 
 def test_invalid_model_config_file_is_reported_not_raised(tiny, tmp_path, monkeypatch):
@@ -284,17 +288,17 @@ def test_invalid_model_config_file_is_reported_not_raised(tiny, tmp_path, monkey
     bad = tmp_path / "broken-model.json"
     bad.write_text("{not json", encoding="utf-8")
     with Scorer({"clip": tiny.clip_section(model="broken-model", model_config_file=str(bad))}, jobs=1) as scorer:
-        info = scorer.clip_info
-    assert info.available is False
-    assert "is not JSON" in info.reason and str(bad) in info.reason
+        info = scorer.provenance.measures["clip"]
+    assert info["available"] is False
+    assert "is not JSON" in info["reason"] and str(bad) in info["reason"]
     # Nothing was registered, so later loads in this process are unaffected.
     assert str(bad) not in map(str, open_clip.factory._MODEL_CONFIG_PATHS)
 
 
 def test_misnamed_model_config_file_is_reported(tiny):
     with Scorer({"clip": tiny.clip_section(model="other-name")}, jobs=1) as scorer:
-        info = scorer.clip_info
-    assert info.available is False and "must be named other-name.json" in info.reason
+        info = scorer.provenance.measures["clip"]
+    assert info["available"] is False and "must be named other-name.json" in info["reason"]
 
 
 # -- 4. clip.required ------------------------------------------------------------------------
@@ -302,16 +306,16 @@ def test_misnamed_model_config_file_is_reported(tiny):
 
 def test_required_clip_that_cannot_load_raises(missing_weights):
     with Scorer({"clip": {"required": True, "weights": str(missing_weights)}}, jobs=1) as scorer:
-        with pytest.raises(ClipUnavailableError, match="CLIP is required .* weights file not found"):
+        with pytest.raises(MeasureUnavailableError, match="measure 'clip' is required by the config but unavailable: weights file not found"):
             scorer.score_file(PELICAN)
 
 
 def test_required_clip_keeps_raising_after_the_first_failure(missing_weights):
     """A caller that catches the error for one file must not get CLIP-less scores for the next."""
     with Scorer({"clip": {"required": True, "weights": str(missing_weights)}}, jobs=1) as scorer:
-        with pytest.raises(ClipUnavailableError):
+        with pytest.raises(MeasureUnavailableError):
             scorer.score_file(PELICAN)
-        with pytest.raises(ClipUnavailableError):
+        with pytest.raises(MeasureUnavailableError):
             scorer.score_file(PELICAN)
 
 
@@ -320,7 +324,7 @@ def test_cli_exits_2_when_required_clip_is_unavailable(tmp_path, missing_weights
     config.write_text(yaml.safe_dump({"clip": {"required": True, "weights": str(missing_weights)}}))
     run = run_cli("score", str(PELICAN.relative_to(REPO)), "--config", str(config), "--format", "json")
     assert run.returncode == 2, run.stderr
-    assert "CLIP" in run.stderr
+    assert "measure 'clip' is required" in run.stderr
     assert "weights file not found" in run.stderr
     assert run.stdout == ""
 
@@ -338,7 +342,7 @@ def test_cli_clip_weights_with_a_model_config(tiny, tmp_path, pelican):
         "--clip-weights", str(tiny.checkpoint), "--format", "json", "--jobs", "1",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert f"clip: {tiny.name} / {tiny.checkpoint}: loaded" in run.stderr
+    assert f"clip: {tiny.name} / {tiny.checkpoint}: loaded on cpu" in run.stderr
 
     records = json.loads(run.stdout)
     expected_files = sorted(LADDER.glob("*.svg")) + sorted(BROKEN.glob("*.svg"))
@@ -347,8 +351,8 @@ def test_cli_clip_weights_with_a_model_config(tiny, tmp_path, pelican):
     assert len(ok) == len(list(LADDER.glob("*.svg")))
     assert any(r["status"] == "error" for r in records)
     for record in records:
-        assert record["clip"]["available"] is True
-        assert record["clip"]["pretrained"] == str(tiny.checkpoint)
+        assert record["provenance"]["measures"]["clip"]["available"] is True
+        assert record["provenance"]["measures"]["clip"]["pretrained"] == str(tiny.checkpoint)
     for record in ok:
         clip = record["components"]["clip"]
         assert clip["value"] is not None and 0.0 <= clip["value"] <= 1.0
@@ -367,46 +371,51 @@ def test_cli_clip_weights_with_a_model_config(tiny, tmp_path, pelican):
 # -- 6. where the weights come from ----------------------------------------------------------
 
 
-def test_resolve_weights_precedence(monkeypatch, tmp_path):
-    config = ClipConfig(weights=str(tmp_path / "config.pt"))
-    assert resolve_weights(config, None) == str(tmp_path / "config.pt")
+def test_weights_precedence_explicit_then_env_then_config(monkeypatch, tmp_path):
+    clip = load_measures()["clip"]
+
+    def weights(raw, overrides=None):
+        return clip.parse_params(raw, base_dir=tmp_path, overrides=overrides).weights
+
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    assert weights({"weights": "config.pt"}) == str(tmp_path / "config.pt")  # relative to the config's folder
     monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "env.pt"))
-    assert resolve_weights(config, None) == str(tmp_path / "env.pt")
-    assert resolve_weights(config, tmp_path / "explicit.pt") == str(tmp_path / "explicit.pt")
+    assert weights({"weights": "config.pt"}) == str(tmp_path / "env.pt")
+    assert weights({"weights": "config.pt"}, {"weights": str(tmp_path / "explicit.pt")}) == str(tmp_path / "explicit.pt")
     monkeypatch.setenv(WEIGHTS_ENV, "")
-    assert resolve_weights(config, None) == str(tmp_path / "config.pt")
-    assert resolve_weights(ClipConfig(), None) is None
+    assert weights({"weights": "config.pt"}) == str(tmp_path / "config.pt")
+    assert weights({}) is None
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert resolve_weights(ClipConfig(), "~/w.pt") == str(tmp_path / "w.pt")
+    assert weights({"weights": "~/w.pt"}) == str(tmp_path / "w.pt")
 
 
 def test_env_weights_are_used_when_none_are_given(tiny, monkeypatch):
     section = tiny.clip_section(weights=None)  # only the default pretrained tag, which the tiny model lacks
     without = Scorer({"clip": section}, jobs=1)
-    assert without.clip_info.available is False
+    assert without.provenance.measures["clip"]["available"] is False
     without.close()
 
     monkeypatch.setenv(WEIGHTS_ENV, str(tiny.checkpoint))
     scorer = Scorer({"clip": section}, jobs=1)
-    info = scorer.clip_info
+    info = scorer.provenance.measures["clip"]
     scorer.close()
-    assert info.available is True
-    assert info.pretrained == str(tiny.checkpoint)
+    assert info["available"] is True
+    assert info["pretrained"] == str(tiny.checkpoint)
 
 
 def test_env_beats_config_and_explicit_beats_env(tiny, monkeypatch, missing_weights):
     monkeypatch.setenv(WEIGHTS_ENV, str(missing_weights))
     env_over_config = Scorer({"clip": tiny.clip_section()}, jobs=1)
-    info = env_over_config.clip_info
+    info = env_over_config.provenance.measures["clip"]
     env_over_config.close()
-    assert info.available is False
-    assert str(missing_weights) in info.reason
+    assert info["available"] is False
+    assert str(missing_weights) in info["reason"]
 
-    explicit = Scorer({"clip": tiny.clip_section(weights=None)}, clip_weights=tiny.checkpoint, jobs=1)
-    info = explicit.clip_info
+    explicit = Scorer({"clip": tiny.clip_section(weights=None)}, params={"clip": {"weights": str(tiny.checkpoint)}}, jobs=1)
+    info = explicit.provenance.measures["clip"]
     explicit.close()
-    assert info.available is True
-    assert info.pretrained == str(tiny.checkpoint)
+    assert info["available"] is True
+    assert info["pretrained"] == str(tiny.checkpoint)
 
 
 # -- 7. CLIP disabled: torch is never imported -----------------------------------------------
@@ -421,7 +430,7 @@ def test_disabled_clip_never_imports_torch():
         "s.close()\n"
         "assert r.ok, r.summary\n"
         "assert 'clip' not in r.components, r.components\n"
-        "assert r.clip.available is False and r.clip.reason == 'disabled by config', r.clip\n"
+        "assert r.provenance.measures.get('clip') is None, r.provenance\n"
         "assert 'torch' not in sys.modules and 'open_clip' not in sys.modules\n"
         "print('no torch')\n"
     )

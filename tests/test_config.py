@@ -4,38 +4,63 @@ import pytest
 
 from scorer import ConfigError, load_config
 from scorer.combine import combine
-from scorer.config import Config
+from scorer.config import packaged_configs
+from scorer.measure.bind import bind
 from scorer.record import Component
 
 from .conftest import REPO
 
 
-def test_documented_default_yaml_equals_the_built_in_defaults():
-    assert load_config(REPO / "configs" / "default.yaml") == Config()
+def test_the_built_in_default_is_the_packaged_default_yaml():
+    packaged = REPO / "scorer" / "configs" / "default.yaml"
+    assert load_config(None).model_dump() == load_config("default").model_dump() == load_config(packaged).model_dump()
+    assert load_config(None).name == "default"
 
 
-def test_every_shipped_config_loads():
-    # configs/*.yaml are scoring configs; configs/generate/ holds `svgscore generate`'s files.
-    shipped = sorted((REPO / "configs").glob("*.yaml"))
-    assert {p.name for p in shipped} >= {"default.yaml", "structural.yaml"}
-    for path in shipped:
-        load_config(path)
+def test_every_packaged_config_loads_by_name_and_binds():
+    names = packaged_configs()
+    assert {"default", "structural"} <= set(names)
+    assert all(names.values()), "each packaged config starts with a one-line description"
+    for name in names:
+        config = load_config(name)
+        assert config.name == name
+        bind(config)  # every measure it names exists and its params are valid
+
+
+def test_an_unknown_packaged_name_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="no packaged config named 'nope'.*structural"):
+        load_config("nope")
 
 
 def test_config_hash_ignores_formatting_but_not_values(tmp_path):
     a = tmp_path / "a.yaml"
     a.write_text("clip:\n  weight: 0.5   # same as default\n")
-    assert load_config(a).sha256() == Config().sha256()
+    assert load_config(a).sha256() == load_config(None).sha256()
     b = tmp_path / "b.yaml"
     b.write_text("clip:\n  weight: 0.4\n")
-    assert load_config(b).sha256() != Config().sha256()
+    assert load_config(b).sha256() != load_config(None).sha256()
+
+
+def test_the_clip_section_of_older_configs_is_the_clip_measure(tmp_path):
+    old = load_config({"clip": {"enabled": True, "weight": 0.3, "batch_size": 4}})
+    assert old.checks["clip"].weight == 0.3
+    assert old.checks["clip"].params["batch_size"] == 4
+    assert old.checks["clip"].params["model"] == "ViT-B-32"  # the rest of the default entry is kept
+    assert "clip" not in load_config({"clip": {"enabled": False}}).checks
 
 
 def test_relative_weights_path_is_resolved_against_the_config_file(tmp_path):
     config = tmp_path / "sub" / "c.yaml"
     config.parent.mkdir()
     config.write_text("clip:\n  weights: ckpt/model.bin\n")
-    assert load_config(config).clip.weights == str(tmp_path / "sub" / "ckpt" / "model.bin")
+    assert bind(load_config(config)).measures["clip"].params.weights == str(tmp_path / "sub" / "ckpt" / "model.bin")
+
+
+def test_bound_hash_covers_defaults_and_resolved_paths(tmp_path):
+    explicit = load_config({"checks": {"element_count": {"weight": 1, "params": {"full_at": 30}}}})
+    implicit = load_config({"checks": {"element_count": {"weight": 1}}})
+    assert explicit.sha256() != implicit.sha256()  # as written they differ...
+    assert bind(explicit).sha256 == bind(implicit).sha256  # ...but they score the same
 
 
 @pytest.mark.parametrize(
@@ -52,7 +77,7 @@ def test_relative_weights_path_is_resolved_against_the_config_file(tmp_path):
 )
 def test_invalid_configs_raise_config_error(raw):
     with pytest.raises(ConfigError):
-        load_config(raw)
+        bind(load_config(raw))  # the shape when loading; measure names and params when binding
 
 
 def test_missing_config_file_is_a_config_error(tmp_path):

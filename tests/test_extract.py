@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from scorer.cli import main
 from scorer.config import Limits
-from scorer.errors import InputError
+from scorer.errors import ItemError
 from scorer.harness.extract import extract_from_saved, extract_svg
 from scorer.load import load_svg
 
@@ -56,7 +56,7 @@ REPLIES = [
 @pytest.mark.parametrize(("reply", "expected", "note"), [case[1:] for case in REPLIES], ids=[case[0] for case in REPLIES])
 def test_reply_table(reply, expected, note):
     if not expected.startswith("<"):
-        with pytest.raises(InputError) as caught:
+        with pytest.raises(ItemError) as caught:
             extract_svg(reply)
         assert caught.value.code == expected
         return
@@ -71,7 +71,7 @@ def test_reply_table(reply, expected, note):
 
 def test_token_limit_is_noted_or_the_error():
     assert "token limit" in extract_svg(f"```svg\n{A}\n```\nNotes:", truncated=True).note
-    with pytest.raises(InputError) as caught:
+    with pytest.raises(ItemError) as caught:
         extract_svg("Let me think about the pelican's proportions first. The beak", truncated=True)
     assert caught.value.code == "truncated_output" and "token limit" in caught.value.message
 
@@ -103,7 +103,7 @@ def test_saved_responses(saved, expected):
     if expected.startswith("<"):
         assert extract_from_saved(saved).svg == expected
     else:
-        with pytest.raises(InputError) as caught:
+        with pytest.raises(ItemError) as caught:
             extract_from_saved(saved)
         assert caught.value.code == expected
 

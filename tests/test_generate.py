@@ -279,7 +279,7 @@ def test_generate_then_score_the_manifest(tmp_path, server):
     assert manifest_path == str(tmp_path / "out" / MANIFEST)
     assert "4 samples (2 ok, 2 truncated_output); 4 made now, 0 already there" in result.stderr
     assert "local/a-fox-truncated/00.svg: truncated_output" in result.stderr
-    scored = runner.invoke(main, ["score", "--manifest", manifest_path, "--config", str(REPO / "configs" / "structural.yaml"), "--format", "jsonl", "-j", "1", "--no-cache"])
+    scored = runner.invoke(main, ["score", "--manifest", manifest_path, "--config", str(REPO / "scorer" / "configs" / "structural.yaml"), "--format", "jsonl", "-j", "1", "--no-cache"])
     assert scored.exit_code == 0, scored.output
     records = {Path(r["path"]).relative_to(tmp_path / "out").as_posix(): r for r in map(json.loads, scored.stdout.splitlines())}
     assert set(records) == {"local/a-pelican-riding-a-bicycle/00.svg", "local/a-pelican-riding-a-bicycle/01.svg", "local/a-fox-truncated/00.svg", "local/a-fox-truncated/01.svg"}

@@ -18,7 +18,7 @@ from scorer.config import load_config
 
 from .conftest import FIXTURES, REPO, STRUCTURAL, svg
 
-STRUCTURAL_CONFIG = str(REPO / "configs" / "structural.yaml")
+STRUCTURAL_CONFIG = str(REPO / "scorer" / "configs" / "structural.yaml")
 # Would change the page if it ever ran: as SVG script, as an event handler, as markup in text.
 HOSTILE_SVG = svg(
     '<script>window.pwned = "svg script"; document.title = "pwned"</script>'

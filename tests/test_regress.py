@@ -10,7 +10,7 @@ from scorer.compare.regress import check_regression
 
 from .conftest import FIXTURES, REPO
 
-STRUCTURAL_CONFIG = str(REPO / "configs" / "structural.yaml")
+STRUCTURAL_CONFIG = str(REPO / "scorer" / "configs" / "structural.yaml")
 
 
 def rec(path, score, error=None, config="c0"):

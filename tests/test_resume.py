@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import LADDER, REPO
 
-CONFIG = str(REPO / "configs" / "structural.yaml")
+CONFIG = str(REPO / "scorer" / "configs" / "structural.yaml")
 
 
 @pytest.fixture(scope="module")

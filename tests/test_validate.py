@@ -12,7 +12,7 @@ import pytest
 from scorer.combine import combine
 from scorer.errors import UsageError
 from scorer.inputs import ScoreItem
-from scorer.record import ClipInfo, Component, ScoreResult
+from scorer.record import Component, Provenance, ScoreResult
 from scorer.validate.cli import (
     load_labels,
     ranking_figures,
@@ -161,7 +161,7 @@ def _result(good: float, bad: float, *, ok: bool = True) -> ScoreResult:
     return ScoreResult(
         path=None, sha256="", prompt="p", status="ok" if ok else "error", score=combine(components, {})[0] if ok else None,
         summary="", error=None, components=components, render=None, config_sha256="",
-        clip=ClipInfo(None, None, False), svgscore_version="test",
+        provenance=Provenance("test", None, None, "", {}, "", ""), svgscore_version="test",
     )  # fmt: skip
 
 
@@ -219,11 +219,11 @@ def labels(tmp_path_factory):
 
 
 def test_validate_json_two_configs_side_by_side(labels, structural):
-    proc = _validate(str(labels / "votes.csv"), "--ranking", str(labels / "order.txt"), "--config", "configs/structural.yaml", "--config", str(labels / "count_heavy.yaml"), "--format", "json", "--no-cache")
+    proc = _validate(str(labels / "votes.csv"), "--ranking", str(labels / "order.txt"), "--config", "structural", "--config", str(labels / "count_heavy.yaml"), "--format", "json", "--no-cache")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert [c["label"] for c in report["configs"]] == ["structural", "count_heavy"]
-    assert all(not c["clip"]["available"] for c in report["configs"])
+    assert all(c["batched"] == {} for c in report["configs"])
     votes, ranking = report["labels"]
     n = len(LADDER)
     first = votes["figures"][0]
@@ -244,7 +244,7 @@ def test_validate_json_two_configs_side_by_side(labels, structural):
 
 
 def test_validate_table_and_usage_errors(labels):
-    proc = _validate(str(labels / "votes.csv"), "--config", "configs/structural.yaml", "--no-cache")
+    proc = _validate(str(labels / "votes.csv"), "--config", "structural", "--no-cache")
     assert proc.returncode == 0, proc.stderr
     assert "agreement [95% CI]" in proc.stdout and "skipped: judge tie" in proc.stdout and "Bradley–Terry" in proc.stdout
     assert _validate().returncode == 2

@@ -24,13 +24,13 @@ from typing import Any
 
 from PIL import Image
 
-from .. import __version__
 from ..config import Config
-from ..errors import InputError
+from ..errors import ItemError
 from ..inputs import ScoreItem
 from ..isolation import WorkerPool
 from ..load import load_svg
 from ..render import render
+from ..version import __version__
 from .leaderboard import Interval, Labelled, Leaderboard
 
 THUMBNAIL_PX = 256  # longer side; enough to judge a drawing by eye, small enough for hundreds
@@ -71,7 +71,7 @@ def render_thumbnails(
         jobs = jobs or os.cpu_count() or 1
         with WorkerPool(factory, jobs=jobs, timeout_s=config.render.timeout_s, memory_mb=config.render.memory_mb) as pool:
             for path, outcome in zip(readable, pool.imap(files[p].data for p in readable), strict=True):
-                if isinstance(outcome, InputError):
+                if isinstance(outcome, ItemError):
                     thumbnails[path] = Thumbnail(problem=f"{outcome.code}: {outcome.message}")
                     continue
                 changed = "the file changed since it was scored" if files[path].sha256 != expected[path] else None

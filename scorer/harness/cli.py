@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ..errors import InputError, UsageError
+from ..errors import ItemError, UsageError
 from .extract import extract_from_saved
 from .generate import MANIFEST, OnSample, RunOptions, generate, load_models, load_prompts, plan
 
@@ -133,6 +133,6 @@ def _extract_row(source: Path) -> dict[str, Any]:
         raise click.UsageError(f"cannot read {source}: {exc.strerror}") from None
     try:
         found = extract_from_saved(text)
-    except InputError as exc:
+    except ItemError as exc:
         return {"source": name, "status": "error", "svg": None, "note": None, "error_code": exc.code, "error_message": exc.message}
     return {"source": name, "status": "ok", "svg": found.svg, "note": found.note, "error_code": None, "error_message": None}

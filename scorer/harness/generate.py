@@ -37,7 +37,7 @@ from ..config import _Strict, describe, read_yaml
 from ..errors import (
     ConfigError,
     GenerationError,
-    InputError,
+    ItemError,
     NoSvgError,
     RequestFailedError,
     RequestTimeoutError,
@@ -377,7 +377,7 @@ def _record(models_file: ModelsFile, job: Job, attempt: Attempt, out: Path, secr
         _write(out / response, attempt.body, secrets)
         other = ".response.txt" if suffix == ".response.json" else ".response.json"
         (out / f"{job.stem}{other}").unlink(missing_ok=True)  # from an earlier attempt at this sample
-    error: InputError | None = attempt.error
+    error: ItemError | None = attempt.error
     reply, note = None, None
     if error is None:
         assert attempt.body is not None
@@ -386,7 +386,7 @@ def _record(models_file: ModelsFile, job: Job, attempt: Attempt, out: Path, secr
             extraction = extract_svg(reply.text, truncated=reply.truncated)
             _write(out / f"{job.stem}.svg", extraction.svg.encode("utf-8"), secrets)
             note = extraction.note
-        except InputError as exc:
+        except ItemError as exc:
             error = exc
     if error is not None:
         (out / f"{job.stem}.svg").unlink(missing_ok=True)  # never leave an SVG the row says is not there

@@ -12,7 +12,7 @@ from ..load import Canvas
 from ..render import on_white
 from .drawing import Drawing, differs_from
 from .geometry import Shape, iter_circles
-from .registry import CheckParams, Measurement, NoParams, check
+from .registry import Measurement, MeasureParams, NoParams, check
 
 BICYCLE_WORDS = ("bicycle", "bicycles", "bike", "bikes", "biking", "cycling", "cyclist", "cyclists")
 RIDING_WORDS = ("riding", "ride", "rides", "rider", "on", "pedaling", "pedalling", "cycling", "biking")
@@ -31,7 +31,7 @@ def renders(drawing: Drawing, _: NoParams) -> Measurement:
     return Measurement(1.0, f"rendered at {r.width}×{r.height} px", {"width": r.width, "height": r.height})
 
 
-class NotBlankParams(CheckParams):
+class NotBlankParams(MeasureParams):
     full_at: float = Field(0.02, gt=0, le=1, description="content share of the canvas that counts as fully non-blank")
 
 
@@ -46,7 +46,7 @@ def not_blank(drawing: Drawing, params: NotBlankParams) -> Measurement:
     )
 
 
-class ElementCountParams(CheckParams):
+class ElementCountParams(MeasureParams):
     full_at: int = Field(30, ge=2, description="elements from which a drawing counts as fully detailed")
     max_elements: int = Field(2000, ge=2, description="elements beyond which a drawing counts as noise")
 
@@ -117,7 +117,7 @@ def within_canvas(drawing: Drawing, _: NoParams) -> Measurement:
     )
 
 
-class BicycleParams(CheckParams):
+class BicycleParams(MeasureParams):
     min_wheel_radius: float = Field(0.04, gt=0, le=0.5, description="smallest wheel radius, as a share of the canvas's longer side")
     min_roundness: float = Field(0.95, gt=0, le=1, description="1 − relative spread of centre distances; a square scores ~0.90")
     raster_fallback: bool = True
@@ -313,7 +313,7 @@ PELICAN_WORDS = ("pelican", "pelicans")
 _MOST_HEADS_TRIED = 64
 
 
-class PelicanParams(CheckParams):
+class PelicanParams(MeasureParams):
     head_radius: tuple[float, float] = Field(
         (0.02, 0.12), description="smallest and largest head radius, as shares of the canvas's longer side"
     )

@@ -1,44 +1,78 @@
-"""CLIP text–image similarity with open_clip, loaded once and only when a config enables it.
+"""CLIP text–image similarity with open_clip: a batched measure, loaded once per Scorer.
 
-Importing this module does not import torch; :func:`load_clip` does.
+Importing this module does not import torch; the factory does, on the first batch.
 
-Weights come from, in order: an explicit path (``--clip-weights``, ``Scorer(clip_weights=)``),
-the ``SVGSCORE_CLIP_WEIGHTS`` environment variable, ``clip.weights`` in the config, and last
-the named ``clip.pretrained`` tag, which open_clip downloads from its hub when there is a
+Weights come from, in order: an explicit override (``--clip-weights``, ``Scorer(params=)``),
+the ``SVGSCORE_CLIP_WEIGHTS`` environment variable, ``params.weights`` in the config, and last
+the named ``params.pretrained`` tag, which open_clip downloads from its hub when there is a
 network. When none can be had, CLIP is *unavailable*, with the reason: it is never scored 0.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from ..config import ClipConfig
-from ..record import ClipInfo, Component
+from .registry import BatchItem, Measurement, MeasureParams, MeasureUnavailable, batched
 
 WEIGHTS_ENV = "SVGSCORE_CLIP_WEIGHTS"
 
 
+class Calibration(MeasureParams):
+    low: float = Field(0.15, ge=-1, le=1, description="cosine of an unrelated picture (value 0)")
+    high: float = Field(0.35, ge=-1, le=1, description="cosine of a clear, on-prompt picture (value 1)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Calibration:
+        if self.low >= self.high:
+            raise ValueError(f"calibration.low ({self.low}) must be below calibration.high ({self.high})")
+        return self
+
+
+class ClipParams(MeasureParams):
+    path_fields: ClassVar[tuple[str, ...]] = ("weights", "model_config_file")
+    env_fields: ClassVar[dict[str, str]] = {"weights": WEIGHTS_ENV}
+
+    model: str = Field("ViT-B-32", description="open_clip model name")
+    pretrained: str | None = Field("laion2b_s34b_b79k", description="open_clip pretrained tag, downloaded when no local weights are given")
+    weights: str | None = Field(None, description=f"local checkpoint; also --clip-weights and {WEIGHTS_ENV}")
+    model_config_file: str | None = Field(None, description="open_clip model-config JSON for a custom architecture (file stem = model name)")
+    templates: tuple[str, ...] = Field(
+        ("a drawing of {prompt}", "an illustration of {prompt}", "a vector graphic of {prompt}"),
+        description="prompt templates; the text embedding is the mean over all of them",
+    )
+    calibration: Calibration = Field(Calibration(), description="raw cosine → value: linear from low (0) to high (1), clamped")
+    batch_size: int = Field(8, ge=1, le=1024, description="images per forward pass; every batch is padded to it (bit-identical results)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present")
+
+    @model_validator(mode="after")
+    def _templates_have_slot(self) -> ClipParams:
+        if not self.templates or any("{prompt}" not in t for t in self.templates):
+            raise ValueError("templates must be a non-empty list, each containing '{prompt}'")
+        return self
+
+
 @dataclass
 class ClipSimilarity:
-    """A loaded open_clip model with its preprocessing and tokenizer."""
+    """A loaded open_clip model with its preprocessing and tokenizer: the ``clip`` measure's BatchScorer."""
 
-    config: ClipConfig
-    info: ClipInfo
+    config: ClipParams
+    provenance: dict[str, Any]
     model: Any
     preprocess: Any
     tokenizer: Any
     device: str
 
-    def __post_init__(self) -> None:
-        self._text_cache: dict[str, Any] = {}
+    _text_cache: dict[str, Any] = field(default_factory=dict)
 
     def _text_embedding(self, prompt: str) -> Any:
         """Mean of the normalised embeddings of every template filled with ``prompt``."""
@@ -77,43 +111,26 @@ class ClipSimilarity:
                 out.append(float(feature @ self._text_embedding(prompt)))
         return out
 
-    def components(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> list[Component]:
+    def measure(self, items: Sequence[BatchItem]) -> list[Measurement]:
         low, high = self.config.calibration.low, self.config.calibration.high
         return [
-            Component(
+            Measurement(
                 round(min(1.0, max(0.0, (cos - low) / (high - low))), 6),
-                self.config.weight,
                 f"CLIP cosine {cos:.4f} between the render and the prompt; {low:g} or less → 0, {high:g} or more → 1",
                 {"cosine": round(cos, 6)},
             )
-            for cos in self.cosines(images, prompts)
+            for cos in self.cosines([i.image for i in items], [i.prompt for i in items])
         ]
 
 
-def unavailable_component(config: ClipConfig, info: ClipInfo) -> Component:
-    return Component(None, config.weight, f"unavailable: {info.reason}; not counted, other weights renormalised")
-
-
-def resolve_weights(config: ClipConfig, explicit: str | os.PathLike[str] | None) -> str | None:
-    """The local checkpoint to use, if any, by the documented precedence."""
-    for candidate in (explicit, os.environ.get(WEIGHTS_ENV), config.weights):
-        if candidate:
-            return str(Path(candidate).expanduser())
-    return None
-
-
-def load_clip(config: ClipConfig, explicit_weights: str | os.PathLike[str] | None = None) -> ClipSimilarity | ClipInfo:
-    """Load the model, or say why it could not be loaded (as an unavailable :class:`ClipInfo`)."""
-    weights = resolve_weights(config, explicit_weights)
-    source = weights or config.pretrained
-
-    def unavailable(reason: str) -> ClipInfo:
-        return ClipInfo(model=config.model, pretrained=source, available=False, reason=reason)
-
+@batched("clip", "CLIP cosine similarity between the render (without <text>) and the prompt, calibrated to [0, 1]", params=ClipParams)
+def load_clip(config: ClipParams) -> ClipSimilarity:
+    """Load the model, or raise :class:`MeasureUnavailable` saying why it could not be loaded."""
+    weights, source = config.weights, config.weights or config.pretrained
     if weights is not None and not Path(weights).is_file():
-        return unavailable(f"weights file not found: {weights}")
+        raise MeasureUnavailable(f"weights file not found: {weights}")
     if source is None:
-        return unavailable(f"no weights given (use --clip-weights, {WEIGHTS_ENV} or clip.weights)")
+        raise MeasureUnavailable(f"no weights given (use --clip-weights, {WEIGHTS_ENV} or params.weights)")
     # Workers render on the same cores while CLIP runs here: OpenMP threads that spin while
     # waiting then lose their core to a worker and stall the whole batch (ViT-B-32 on 2 cores
     # beside one busy process: 6.4 images/s spinning, 12.9 passive). Read once, at torch's import.
@@ -122,16 +139,16 @@ def load_clip(config: ClipConfig, explicit_weights: str | os.PathLike[str] | Non
         import open_clip
         import torch
     except ImportError as exc:
-        return unavailable(f"open_clip/torch not installed ({exc.name}); install the 'clip' extra")
+        raise MeasureUnavailable(f"open_clip/torch not installed ({exc.name}); install the 'clip' extra") from None
     device = config.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
-        return unavailable("clip.device is cuda but torch sees no CUDA device")
+        raise MeasureUnavailable("device is cuda but torch sees no CUDA device")
     if config.model_config_file:
         problem = _model_config_problem(Path(config.model_config_file), config.model)
         if problem:
-            return unavailable(problem)
+            raise MeasureUnavailable(problem)
         open_clip.add_model_config(config.model_config_file)
     try:
         if weights:
@@ -144,11 +161,28 @@ def load_clip(config: ClipConfig, explicit_weights: str | os.PathLike[str] | Non
     except Exception as exc:  # noqa: BLE001  (hub, file and checkpoint errors come in many types)
         detail = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
         hint = "" if weights else f"; pass a local checkpoint with --clip-weights or {WEIGHTS_ENV}"
-        return unavailable(f"cannot load {config.model} / {source}: {detail}{hint}")
+        raise MeasureUnavailable(f"cannot load {config.model} / {source}: {detail}{hint}") from None
     model.eval()
     torch.manual_seed(0)  # nothing random runs at inference; this pins any op that might
-    info = ClipInfo(model=config.model, pretrained=source, available=True, reason=None, device=device)
-    return ClipSimilarity(config, info, model, preprocess, tokenizer, device)
+    provenance = {
+        "model": config.model,
+        "pretrained": source,
+        "checkpoint_sha256": _file_sha256(weights) if weights else None,
+        "device": device,
+        "precision": "fp32",
+        "open_clip": open_clip.__version__,
+        "torch": torch.__version__,
+    }
+    return ClipSimilarity(config, provenance, model, preprocess, tokenizer, device)
+
+
+@functools.lru_cache(maxsize=8)
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _load_checkpoint_in_place(model: Any, path: str) -> None:

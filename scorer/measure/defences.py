@@ -21,13 +21,13 @@ from ..load import parse_length
 from . import ocr
 from .checks import BICYCLE_WORDS
 from .drawing import Drawing
-from .registry import CheckParams, Measurement, check
+from .registry import Measurement, MeasureParams, check
 
 # Words that never name a subject, however long: they appear in prompts but prove nothing when written.
 _FILLER = frozenset({"with", "from", "that", "this", "into", "onto", "over", "under", "their", "there", "while", "some"})
 
 
-class PromptTextParams(CheckParams):
+class PromptTextParams(MeasureParams):
     similarity: float = Field(0.8, gt=0, le=1, description="difflib ratio at which a written word counts as a prompt word")
 
 
@@ -51,6 +51,7 @@ class OutlinedTextParams(PromptTextParams):
     "1 unless OCR reads the prompt's words in CLIP's picture (the render without <text>): words drawn as glyph "
     "outlines, the typographic attack the tree cannot see; needs the ocr extra; use as a gate",
     params=OutlinedTextParams,
+    provenance=lambda _: ocr.provenance(),
 )
 def outlined_text(drawing: Drawing, params: OutlinedTextParams) -> Measurement:
     reason = ocr.unavailable()
@@ -88,7 +89,7 @@ def mentions(text: str, word: str, similarity: float) -> bool:
     return any(SequenceMatcher(None, word, span).ratio() >= similarity for span in spans if span)
 
 
-class EmbeddedRasterParams(CheckParams):
+class EmbeddedRasterParams(MeasureParams):
     resolution: int = Field(128, ge=16, le=1024, description="grid cells along the canvas's longer side for the coverage estimate")
 
 
@@ -113,7 +114,7 @@ def embedded_raster(drawing: Drawing, params: EmbeddedRasterParams) -> Measureme
     )
 
 
-class ContrastParams(CheckParams):
+class ContrastParams(MeasureParams):
     low: float = Field(10.0, ge=0, description="CIE76 ΔE from the background at which content counts as invisible (value 0)")
     high: float = Field(30.0, gt=0, description="ΔE at which content is clearly visible (value 1)")
     percentile: float = Field(90.0, gt=0, le=100, description="which content pixel's ΔE stands for the drawing (its most visible part)")
@@ -139,7 +140,7 @@ def contrast(drawing: Drawing, params: ContrastParams) -> Measurement:
     )
 
 
-class DisplaySizeParams(CheckParams):
+class DisplaySizeParams(MeasureParams):
     min_px: float = Field(32.0, gt=0, description="declared longer side (px) below which a viewer sees a speck")
 
 

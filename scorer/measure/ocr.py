@@ -44,6 +44,27 @@ def unavailable() -> str | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def provenance() -> dict[str, Any]:
+    """The OCR engine, its version and a hash of the models it reads with (once per run)."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
+
+    try:
+        engine = version("rapidocr-onnxruntime")
+    except PackageNotFoundError:
+        return {"ocr": None, "reason": unavailable()}
+    spec = find_spec("rapidocr_onnxruntime")
+    digest = hashlib.sha256()
+    if spec is not None and spec.origin is not None:
+        from pathlib import Path
+
+        for model in sorted((Path(spec.origin).parent / "models").glob("*.onnx")):
+            digest.update(model.name.encode() + b"\0" + model.read_bytes())
+    return {"ocr": f"rapidocr-onnxruntime {engine}", "onnxruntime": version("onnxruntime"), "ocr_models_sha256": digest.hexdigest()}
+
+
 def read_lines(rgb: np.ndarray, side: int, min_confidence: float) -> tuple[tuple[str, float], ...]:
     """The text lines OCR reads in ``rgb`` (H, W, 3 uint8) resized to ``side`` px, with their confidences.
 

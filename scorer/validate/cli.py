@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from ..api import Scorer
+from ..cliopts import scorer_kwargs, scorer_options
 from ..combine import combine
 from ..config import DEFAULT_PROMPT
 from ..errors import UsageError
@@ -206,8 +207,8 @@ def render_table(report: dict[str, Any]) -> str:
     headers = [c["label"] for c in report["configs"]]
     lines = []
     for c in report["configs"]:
-        clip = f"CLIP counted ({c['clip']['model']})" if c["clip"]["available"] else f"CLIP not counted: {c['clip']['reason']}"
-        lines.append(f"{c['label']}: {c['files_scored']} files scored, {c['error_rows']} error rows; {clip}")
+        models = "".join(f"; {n} counted" if m["available"] else f"; {n} not counted: {m['reason']}" for n, m in c["batched"].items())
+        lines.append(f"{c['label']}: {c['files_scored']} files scored, {c['error_rows']} error rows{models}")
     for label_set in report["labels"]:
         rows = _rows(label_set)
         width = max(len(r[0]) for r in rows)
@@ -228,29 +229,31 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _config_labels(configs: Sequence[Path | None]) -> list[str]:
-    stems = [c.stem if c else "built-in default" for c in configs]
-    return stems if len(set(stems)) == len(stems) else [str(c) if c else "built-in default" for c in configs]
+def _config_labels(configs: Sequence[str | None]) -> list[str]:
+    stems = [Path(c).stem if c else "default" for c in configs]
+    return stems if len(set(stems)) == len(stems) else [c or "default" for c in configs]
 
 
 @click.command()
 @click.argument("labels", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--ranking", "rankings", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A ranked list: CSV path,rank[,group] or one path per line, best first. Repeatable.")
-@click.option("--config", "configs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="YAML config; give two (or more) to compare them side by side [default: built-in].")
+@click.option("--config", "configs", multiple=True, metavar="NAME|PATH", help="Packaged config name or YAML file; give two (or more) to compare them side by side [default: default].")
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV/JSONL path,prompt for files whose label rows name no prompt.")
 @click.option("--prompt", default=DEFAULT_PROMPT, show_default=True, help="Prompt for files neither a label row nor the manifest gives one.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--clip-weights", type=click.Path(exists=True, dir_okay=False), help="Local open_clip checkpoint (also: SVGSCORE_CLIP_WEIGHTS).")
+@scorer_options
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: CPU count].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 def validate(
     labels: tuple[Path, ...],
     rankings: tuple[Path, ...],
-    configs: tuple[Path, ...],
+    configs: tuple[str, ...],
     manifest: Path | None,
     prompt: str,
     fmt: str,
     clip_weights: str | None,
+    device: str | None,
+    plugins: tuple[str, ...],
     jobs: int | None,
     no_cache: bool,
 ) -> None:
@@ -277,15 +280,15 @@ def validate(
         keys = sorted(set().union(*(s.keys for s in label_sets)))
         # A file that does not exist is a skip reason, not an error row: it is never scored.
         items = [ScoreItem(path=path, prompt=item_prompt) for path, item_prompt in keys if Path(path).is_file()]
-        chosen: list[Path | None] = list(configs) or [None]
+        chosen: list[str | None] = list(configs) or [None]
         report: dict[str, Any] = {"configs": [], "labels": [{"file": str(s.path), "kind": "votes" if s.votes is not None else "ranking", "figures": []} for s in label_sets]}
         for config, label in zip(chosen, _config_labels(chosen), strict=True):
-            with Scorer(config, clip_weights=clip_weights, jobs=jobs, cache=not no_cache) as scorer:
+            with Scorer(config, jobs=jobs, cache=not no_cache, **scorer_kwargs(clip_weights, device, plugins)) as scorer:
                 results = {(r.path, r.prompt): r for r in scorer.score_items(items)}
                 gates = scorer.config.gates
-                clip = dataclasses.asdict(scorer.clip_info)
+                batched = {m.name: scorer.provenance.measures[m.name] for m in scorer.plan.batched}
                 sha = scorer.config_sha256
-            report["configs"].append({"label": label, "path": str(config) if config else None, "config_sha256": sha, "clip": clip, "files_scored": len(results), "error_rows": sum(not r.ok for r in results.values())})
+            report["configs"].append({"label": label, "path": config, "config_sha256": sha, "batched": batched, "files_scored": len(results), "error_rows": sum(not r.ok for r in results.values())})
             for label_set, out in zip(label_sets, report["labels"], strict=True):
                 figures = vote_figures(label_set.votes, results, gates) if label_set.votes is not None else ranking_figures(label_set.ranking or [], results)
                 out["figures"].append(figures)

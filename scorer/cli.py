@@ -30,6 +30,7 @@ from .measure.registry import load_measures, resolve_plugin
 from .record import ResultKey
 from .report import FORMATS, Report, resume_jsonl
 from .serve.cli import serve_command
+from .validate.calibrate import calibrate_command
 from .validate.cli import validate
 from .version import __version__
 
@@ -159,6 +160,7 @@ def _say_setup(scorer: Scorer) -> None:
 
 
 main.add_command(validate)
+main.add_command(calibrate_command)
 main.add_command(compare)
 main.add_command(report)
 main.add_command(serve_command)

@@ -1,0 +1,366 @@
+"""``svgscore calibrate``: fit a config's weights to pairwise votes, and say honestly how well that generalises.
+
+The model is Bradley–Terry on component differences: P(a beats b) = σ(Σ wᵢ (vᵢ(a) − vᵢ(b))),
+weights non-negative (a component may only push the way it was designed to) and L2-regularised,
+fitted by a deterministic optimiser. Within one prompt every drawing is scored on the same
+components, so the weighted mean ``combine`` takes ranks a pair exactly as this sum does.
+
+A figure on the votes the weights were fitted on says nothing about new prompts, so the reported
+agreement is cross-validated *by prompt*: prompts are split into folds, the weights are refitted
+on the other folds' votes and the held-out prompts' votes are judged with them. That is the
+figure of the procedure; the written config is that procedure run on all the votes.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import yaml
+from lxml import etree
+from scipy.optimize import minimize
+
+from .. import __version__
+from ..api import Scorer
+from ..cliopts import config_option, scorer_kwargs, scorer_options
+from ..combine import combine
+from ..config import DEFAULT_PROMPT, Config, load_config, packaged_config_text, read_yaml
+from ..errors import UsageError
+from ..inputs import ScoreItem, read_manifest
+from ..record import ScoreResult
+from .cli import ItemKey, KeyedVote, Results, load_labels
+from .stats import Agreement, Winner, agreement
+
+DEFAULT_L2 = 0.01
+DEFAULT_FOLDS = 5
+
+Decided = tuple[ItemKey, ItemKey, Winner]  # both files scored without error, winner "a" or "b"
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """What ``calibrate`` found: the weights fitted on all votes and the figures that judge them."""
+
+    weights: dict[str, float]  # fitted components only, on the base config's scale
+    cross_validated: Agreement  # the procedure, on held-out prompts
+    base: Agreement  # the base config on the same votes
+    in_sample: Agreement  # the fitted weights on the votes they were fitted on (not a generalisation figure)
+    folds: list[list[str]]  # prompts per fold
+    held_out: dict[tuple[ItemKey, ItemKey], tuple[float | None, float | None]]  # each vote's held-out scores
+
+
+def decided_votes(votes: Sequence[KeyedVote], results: Results) -> list[Decided]:
+    """Votes a judge can be held to: both files scored without error and the voter picked a side."""
+    return [
+        (a, b, w) for a, b, w in votes
+        if w != "tie" and a in results and b in results and results[a].ok and results[b].ok
+    ]
+
+
+def fittable(decided: Sequence[Decided], results: Results, names: Sequence[str]) -> list[str]:
+    """The components the votes can say something about: measured on every voted file and not constant."""
+    keys = {key for a, b, _ in decided for key in (a, b)}
+    found = []
+    for name in names:
+        values = [results[key].components[name].value if name in results[key].components else None for key in keys]
+        if values and None not in values and max(values) > min(values):  # type: ignore[type-var]
+            found.append(name)
+    return found
+
+
+def prompt_folds(prompts: Sequence[str], folds: int, seed: int) -> list[list[str]]:
+    """Prompts dealt into ``folds`` groups after a seeded shuffle: every prompt held out exactly once."""
+    ordered = sorted(set(prompts))
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    count = max(1, min(folds, len(ordered)))
+    return [sorted(ordered[i] for i in order[k::count]) for k in range(count)]
+
+
+def _logistic(differences: np.ndarray, a_won: np.ndarray, l2: float, prior: np.ndarray) -> np.ndarray:
+    """Non-negative logistic weights on (a − b) differences, no intercept (which side is called a is
+    arbitrary), L2-penalised towards ``prior``. L-BFGS-B from the prior: deterministic."""
+    sign = np.where(a_won, 1.0, -1.0)
+    n = max(len(sign), 1)
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        margin = sign * (differences @ w)
+        off = w - prior
+        value = np.logaddexp(0.0, -margin).sum() / n + l2 * float(off @ off)
+        gradient = -(differences * (sign / (1.0 + np.exp(margin)))[:, None]).sum(axis=0) / n + 2 * l2 * off
+        return value, gradient
+
+    found = minimize(loss, prior, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * differences.shape[1])
+    return np.asarray(found.x)
+
+
+def fit_weights(differences: np.ndarray, a_won: np.ndarray, l2: float, base: np.ndarray) -> np.ndarray:
+    """Bradley–Terry weights that move away from the base config's only as far as the votes carry them.
+
+    Votes are few and noisy, and a free fit on a handful of prompts chases them; shrinking towards
+    the base weights (scaled to the votes first: only their ratios are the config's) keeps what the
+    votes do not contradict. ``l2`` → ∞ gives the base config back, 0 a free non-negative fit.
+    """
+    total = float(base.sum())
+    direction = base / total if total > 0 else np.full(len(base), 1.0 / len(base))
+    scale = _logistic((differences @ direction)[:, None], a_won, 0.0, np.zeros(1))[0]
+    return _logistic(differences, a_won, l2, scale * direction)
+
+
+def _design(decided: Sequence[Decided], results: Results, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def values(key: ItemKey) -> np.ndarray:
+        return np.array([results[key].components[name].value for name in names], dtype=float)
+
+    differences = np.array([values(a) - values(b) for a, b, _ in decided]).reshape(len(decided), len(names))
+    return differences, np.array([w == "a" for _, _, w in decided])
+
+
+def on_base_scale(fitted: np.ndarray, names: Sequence[str], base: Mapping[str, float]) -> dict[str, float]:
+    """Fitted weights rescaled to the base config's total for the same components.
+
+    Only ratios matter within a prompt; keeping the total keeps the balance with what was not
+    fitted (CLIP, subject checks the votes never applied). All zero: the base weights stay.
+    """
+    total = sum(base[name] for name in names)
+    if fitted.sum() <= 0 or total <= 0:
+        return {name: base[name] for name in names}
+    return {name: round(float(w) * total / float(fitted.sum()), 4) for name, w in zip(names, fitted, strict=True)}
+
+
+def rescore(result: ScoreResult, weights: Mapping[str, float], gates: Mapping[str, float]) -> float | None:
+    """The total ``result`` gets with some components' weights replaced (no re-scoring needed)."""
+    components = {
+        name: dataclasses.replace(c, weight=weights[name]) if name in weights else c for name, c in result.components.items()
+    }
+    return combine(components, gates)[0]
+
+
+def calibrate(
+    decided: Sequence[Decided], results: Results, base: Mapping[str, float], gates: Mapping[str, float], *, folds: int, seed: int, l2: float
+) -> Calibration:
+    """Cross-validate the fitting procedure by prompt, then fit it on all the votes."""
+    if not decided:
+        raise UsageError("no vote can be used: every vote is a tie, names a missing file or an error row")
+    # A weight-0 component is off by the base config's choice (a gate-only check, a measure
+    # that misleads): calibrate tunes what the config counts, it does not switch things on.
+    names = fittable(decided, results, [name for name, weight in base.items() if weight > 0])
+    if not names:
+        raise UsageError("no component varies over the voted files: nothing to fit")
+    prior = np.array([base[name] for name in names])
+    groups = prompt_folds([a[1] for a, _, _ in decided], folds, seed)
+    held_out: dict[tuple[ItemKey, ItemKey], tuple[float | None, float | None]] = {}
+    for held in groups:
+        train = [v for v in decided if v[0][1] not in held]
+        test = [v for v in decided if v[0][1] in held]
+        weights = on_base_scale(fit_weights(*_design(train, results, names), l2, prior), names, base) if train else {n: base[n] for n in names}
+        for a, b, _ in test:
+            held_out[(a, b)] = (rescore(results[a], weights, gates), rescore(results[b], weights, gates))
+    final = on_base_scale(fit_weights(*_design(decided, results, names), l2, prior), names, base)
+
+    def judged(score: Any) -> Agreement:
+        return agreement([(w, *score(a, b)) for a, b, w in decided])
+
+    return Calibration(
+        weights=final,
+        cross_validated=judged(lambda a, b: held_out[(a, b)]),
+        base=judged(lambda a, b: (results[a].score, results[b].score)),
+        in_sample=judged(lambda a, b: (rescore(results[a], final, gates), rescore(results[b], final, gates))),
+        folds=groups,
+        held_out=held_out,
+    )
+
+
+# -- what a judge is compared against ----------------------------------------------------------
+
+
+def element_count(path: str) -> int | None:
+    """Elements in the file's XML, as written (the trivial judge "more elements wins")."""
+    try:
+        return sum(1 for el in etree.parse(path, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)).iter() if isinstance(el.tag, str))
+    except (etree.XMLSyntaxError, OSError):
+        return None
+
+
+def baselines(decided: Sequence[Decided]) -> dict[str, Agreement]:
+    """The trivial judges on the same votes: more XML elements wins, larger file wins."""
+    keys = {key for a, b, _ in decided for key in (a, b)}
+    elements = {key: element_count(key[0]) for key in keys}
+    sizes = {key: float(Path(key[0]).stat().st_size) for key in keys}
+    return {
+        "more XML elements wins": agreement([(w, elements[a], elements[b]) for a, b, w in decided]),
+        "larger file wins": agreement([(w, sizes[a], sizes[b]) for a, b, w in decided]),
+    }
+
+
+def judge_figures(path: Path, held_out: Mapping[tuple[ItemKey, ItemKey], tuple[float | None, float | None]]) -> dict[str, Agreement]:
+    """Agreement of each ``judge:<name>`` column of a votes file with its ``winner``, their majority,
+    and the calibrated procedure's held-out picks on the same votes."""
+    rows = [r for r in csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()) if r["winner"].strip().lower() in ("a", "b")]
+    judges = [column for column in (rows[0] if rows else {}) if column.startswith("judge:")]
+    if not judges:
+        raise UsageError(f"{path} has no judge:<name> columns")
+    figures = {}
+
+    def pick(value: str) -> tuple[float, float] | tuple[None, None]:
+        return {"a": (1.0, 0.0), "b": (0.0, 1.0)}.get(value.strip().lower(), (None, None))  # type: ignore[return-value]
+
+    for judge in judges:
+        figures[judge.removeprefix("judge:")] = agreement([(r["winner"].strip().lower(), *pick(r[judge])) for r in rows])
+
+    def majority(r: Mapping[str, str]) -> tuple[float, float] | tuple[None, None]:
+        votes = [r[j].strip().lower() for j in judges]
+        a, b = votes.count("a"), votes.count("b")
+        return pick("a" if a > b else "b" if b > a else "")
+
+    figures["majority of the judges"] = agreement([(r["winner"].strip().lower(), *majority(r)) for r in rows])
+
+    def key(r: Mapping[str, str], side: str) -> ItemKey:  # as load_labels resolves a vote row
+        return str((path.parent / r[side]).resolve()), r["prompt"]
+
+    pairs = [(r["winner"].strip().lower(), (key(r, "a"), key(r, "b"))) for r in rows if r.get("prompt")]
+    figures["calibrated config, held-out prompts"] = agreement([(w, *held_out[pair]) for w, pair in pairs if pair in held_out])
+    return figures
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cell(found: Agreement) -> str:
+    if math.isnan(found.value):
+        return "— (0 votes decided)"
+    return f"{found.value:.3f} [{found.low:.3f}, {found.high:.3f}] ({found.used} votes decided)"
+
+
+def header(votes: Sequence[Path], base: str, found: Calibration, *, seed: int, l2: float) -> str:
+    """The provenance comment of a written config."""
+    lines = [
+        f"Calibrated by `svgscore calibrate` (svgscore {__version__}) from the config {base}.",
+        "Weights of the components below that the votes could measure were fitted (Bradley–Terry on component",
+        f"differences, non-negative, L2 {l2:g}) and rescaled to the base config's total for them; everything else is the base's.",
+        "Votes:",
+        *[f"  {path} sha256 {sha256_of(path)}" for path in votes],
+        f"Folds: {len(found.folds)} by prompt (seed {seed}); each fold's weights fitted on the other folds' prompts.",
+        f"Prompt-cross-validated agreement of this procedure: {_cell(found.cross_validated)}.",
+        f"Base config on the same votes: {_cell(found.base)}.",
+        f"These weights on the votes they were fitted on (optimistic, not a generalisation figure): {_cell(found.in_sample)}.",
+        f"Fitted weights: {', '.join(f'{n} {w:g}' for n, w in found.weights.items())}.",
+    ]
+    return "".join(f"# {line}\n" for line in lines)
+
+
+def base_content(config: Config) -> dict[str, Any]:
+    """The base config as written (a packaged one from the package, else its file)."""
+    if config.base_dir is None and config.name is not None:
+        return yaml.safe_load(packaged_config_text(config.name)) or {}
+    if config.name is not None:
+        return read_yaml(Path(config.name), "config") or {}
+    return config.model_dump(mode="json")
+
+
+def tuned_config(raw: Mapping[str, Any], weights: Mapping[str, float]) -> dict[str, Any]:
+    """The base config's content with the fitted weights in place."""
+    checks = {name: dict(cfg or {}) for name, cfg in (raw.get("checks") or {}).items()}
+    for name, weight in weights.items():
+        checks[name]["weight"] = weight
+    return {**raw, "checks": checks}
+
+
+def _table(report: dict[str, Any]) -> str:
+    lines = [f"{report['votes_used']} votes used ({report['prompts']} prompts, {report['folds']} folds by prompt, seed {report['seed']}, L2 {report['l2']:g})"]
+    width = max(len(name) for name in report["rows"])
+    lines += [f"  {name:<{width}}  {cell}" for name, cell in report["rows"].items()]
+    lines.append("fitted weights (on all votes; the base config's total for these components): " + ", ".join(f"{n} {w:g}" for n, w in report["weights"].items()))
+    if report["judges"]:
+        lines.append(f"LLM judges ({report['judges_file']}), each on the votes it judged:")
+        width = max(len(name) for name in report["judges"])
+        lines += [f"  {name:<{width}}  {cell}" for name, cell in report["judges"].items()]
+    return "\n".join(lines) + "\n"
+
+
+@click.command("calibrate")
+@click.argument("votes", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@config_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the calibrated config here (without it: report only).")
+@click.option("--folds", type=click.IntRange(min=2), default=DEFAULT_FOLDS, show_default=True, help="Cross-validation folds, by prompt.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the prompt-to-fold shuffle.")
+@click.option("--l2", type=click.FloatRange(min=0), default=DEFAULT_L2, show_default=True, help="L2 penalty on the weights (per vote).")
+@click.option("--judges", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Votes CSV with judge:<name> columns (other judges' picks) to print beside.")
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV/JSONL path,prompt for files whose vote rows name no prompt.")
+@click.option("--prompt", default=DEFAULT_PROMPT, show_default=True, help="Prompt for files neither a vote row nor the manifest gives one.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@scorer_options
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: CPU count].")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
+def calibrate_command(
+    votes: tuple[Path, ...],
+    config: str | None,
+    output: Path | None,
+    folds: int,
+    seed: int,
+    l2: float,
+    judges: Path | None,
+    manifest: Path | None,
+    prompt: str,
+    fmt: str,
+    clip_weights: str | None,
+    device: str | None,
+    plugins: tuple[str, ...],
+    jobs: int | None,
+    no_cache: bool,
+) -> None:
+    """Fit the weights of a config to pairwise VOTES (CSV a,b,winner[,prompt]) and report how well that generalises.
+
+    Prints agreement cross-validated by prompt (weights refitted without the held-out prompts),
+    with the bootstrap interval `validate` uses, beside the base config and the trivial judges
+    on the same votes. With -o, writes the config fitted on all votes, its provenance in a
+    header comment. Only components the base config weighs (weight > 0) and the votes measure
+    are fitted: a measure that is unavailable (CLIP without weights) keeps the base weight.
+
+    \b
+    Examples:
+      svgscore calibrate votes.csv --config structural -o tuned.yaml
+      svgscore score drawings/ --config tuned.yaml
+    """
+    try:
+        prompts = read_manifest(manifest) if manifest else {}
+        label_sets = load_labels(votes, (), prompts, prompt)
+        keyed = [vote for s in label_sets for vote in s.votes or []]
+        if any(s.votes is None for s in label_sets):
+            raise UsageError("calibrate fits pairwise votes (CSV a,b,winner[,prompt]), not rankings")
+        items = [ScoreItem(path=path, prompt=p) for path, p in sorted({k for a, b, _ in keyed for k in (a, b)}) if Path(path).is_file()]
+        with Scorer(config, jobs=jobs, cache=not no_cache, **scorer_kwargs(clip_weights, device, plugins)) as scorer:
+            results = {(r.path, r.prompt): r for r in scorer.score_items(items)}
+            base = scorer.config
+        base_weights = {name: cfg.weight for name, cfg in base.checks.items()}
+        decided = decided_votes(keyed, results)
+        found = calibrate(decided, results, base_weights, base.gates, folds=folds, seed=seed, l2=l2)
+        rows = {
+            "calibrated, prompt-cross-validated": _cell(found.cross_validated),
+            f"base config ({base.name})": _cell(found.base),
+            **{name: _cell(value) for name, value in baselines(decided).items()},
+            "calibrated, on the votes it was fitted on": _cell(found.in_sample),
+        }
+        judged = {name: _cell(value) for name, value in judge_figures(judges, found.held_out).items()} if judges else {}
+        if output is not None:
+            text = header(votes, str(base.name), found, seed=seed, l2=l2) + yaml.safe_dump(tuned_config(base_content(base), found.weights), sort_keys=False, allow_unicode=True)
+            output.write_text(text, encoding="utf-8")
+            load_config(output)  # what was written must load
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    report = {
+        "votes_used": len(decided), "prompts": len({a[1] for a, _, _ in decided}), "folds": len(found.folds), "seed": seed, "l2": l2,
+        "rows": rows, "weights": found.weights, "judges": judged, "judges_file": str(judges) if judges else None,
+        "output": str(output) if output else None,
+    }
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False) if fmt == "json" else _table(report), nl=fmt == "json")

@@ -242,6 +242,13 @@ def _cell(found: Agreement) -> str:
     return f"{found.value:.3f} [{found.low:.3f}, {found.high:.3f}] ({found.used} votes decided)"
 
 
+def _figure(found: Agreement) -> dict[str, Any]:
+    """An agreement as JSON (as ``validate --format json`` writes it)."""
+    if math.isnan(found.value):
+        return {"value": None, "ci95": [None, None], "decided": 0}
+    return {"value": found.value, "ci95": [found.low, found.high], "decided": found.used}
+
+
 def header(votes: Sequence[Path], base: str, found: Calibration, *, seed: int, l2: float) -> str:
     """The provenance comment of a written config."""
     lines = [
@@ -279,13 +286,19 @@ def tuned_config(raw: Mapping[str, Any], weights: Mapping[str, float]) -> dict[s
 def _table(report: dict[str, Any]) -> str:
     lines = [f"{report['votes_used']} votes used ({report['prompts']} prompts, {report['folds']} folds by prompt, seed {report['seed']}, L2 {report['l2']:g})"]
     width = max(len(name) for name in report["rows"])
-    lines += [f"  {name:<{width}}  {cell}" for name, cell in report["rows"].items()]
+    lines += [f"  {name:<{width}}  {_cell(Agreement(*_unpack(f)))}" for name, f in report["rows"].items()]
     lines.append("fitted weights (on all votes; the base config's total for these components): " + ", ".join(f"{n} {w:g}" for n, w in report["weights"].items()))
     if report["judges"]:
         lines.append(f"LLM judges ({report['judges_file']}), each on the votes it judged:")
         width = max(len(name) for name in report["judges"])
-        lines += [f"  {name:<{width}}  {cell}" for name, cell in report["judges"].items()]
+        lines += [f"  {name:<{width}}  {_cell(Agreement(*_unpack(f)))}" for name, f in report["judges"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _unpack(figure: Mapping[str, Any]) -> tuple[float, float, float, int, int]:
+    value = math.nan if figure["value"] is None else figure["value"]
+    low, high = (math.nan if v is None else v for v in figure["ci95"])
+    return value, low, high, figure["decided"], 0
 
 
 @click.command("calibrate")
@@ -346,12 +359,12 @@ def calibrate_command(
         decided = decided_votes(keyed, results)
         found = calibrate(decided, results, base_weights, base.gates, folds=folds, seed=seed, l2=l2)
         rows = {
-            "calibrated, prompt-cross-validated": _cell(found.cross_validated),
-            f"base config ({base.name})": _cell(found.base),
-            **{name: _cell(value) for name, value in baselines(decided).items()},
-            "calibrated, on the votes it was fitted on": _cell(found.in_sample),
+            "calibrated, prompt-cross-validated": _figure(found.cross_validated),
+            f"base config ({base.name})": _figure(found.base),
+            **{name: _figure(value) for name, value in baselines(decided).items()},
+            "calibrated, on the votes it was fitted on": _figure(found.in_sample),
         }
-        judged = {name: _cell(value) for name, value in judge_figures(judges, found.held_out).items()} if judges else {}
+        judged = {name: _figure(value) for name, value in judge_figures(judges, found.held_out).items()} if judges else {}
         if output is not None:
             text = header(votes, str(base.name), found, seed=seed, l2=l2) + yaml.safe_dump(tuned_config(base_content(base), found.weights), sort_keys=False, allow_unicode=True)
             output.write_text(text, encoding="utf-8")

@@ -150,11 +150,21 @@ class Measure:
 
 _REGISTRY: dict[str, Measure] = {}
 _loading: list[Origin] = []  # the origin of the module being imported by load_measures
-_imported: dict[str, Origin] = {}  # module name or file path → its origin, once imported
+_imported: set[str] = set()  # module names and file paths load_measures has imported
+# Which measures each module provides. A config sees only the measures of the modules it loads
+# (entry points, built-ins, its plugins): one defined in a script that workers never import
+# must be unknown up front, not a KeyError in every worker.
+_provided: dict[str, list[str]] = {}
 
 
 def _origin_for(module: str) -> Origin:
-    return _loading[-1] if _loading else Origin(f"module {module}", module)
+    if _loading:
+        return _loading[-1]
+    if module.startswith("scorer."):  # a built-in imported directly before load_measures ran
+        from ..version import __version__
+
+        return Origin("svgscore (built-in)", BUILTIN_MODULE, __version__)
+    return Origin(f"module {module}", module)
 
 
 def _register(measure: Measure) -> None:
@@ -162,6 +172,7 @@ def _register(measure: Measure) -> None:
     if known is not None and known.fn is not measure.fn and known.factory is not measure.factory:
         raise PluginError(f"measure {measure.name!r} is registered twice: by {known.origin.source} and by {measure.origin.source}")
     _REGISTRY[measure.name] = measure
+    _provided.setdefault(measure.origin.module, []).append(measure.name)
 
 
 def check(
@@ -232,7 +243,12 @@ def _import(target: str, origin: Origin) -> None:
         raise
     except Exception as exc:  # noqa: BLE001  (any error inside a plugin is the plugin's)
         raise PluginError(f"cannot import measure plugin {target!r} ({origin.source}): {type(exc).__name__}: {exc}") from None
-    _imported[target] = origin
+    _imported.add(target)
+
+
+def _provided_by(target: str) -> list[str]:
+    """The measures module ``target`` (or a submodule of it) registered."""
+    return [name for module, names in _provided.items() if module == target or module.startswith(f"{target}.") for name in names]
 
 
 def resolve_plugin(spec: str, base_dir: str | Path | None) -> str:
@@ -245,13 +261,16 @@ def resolve_plugin(spec: str, base_dir: str | Path | None) -> str:
 
 
 def load_measures(plugins: Sequence[str] = ()) -> dict[str, Measure]:
-    """Every measure: entry points of installed packages (svgscore's built-ins among them), then
-    ``plugins`` (module names or absolute ``.py`` paths, see :func:`resolve_plugin`)."""
+    """The measures a config can use: those of installed packages' entry points (svgscore's
+    built-ins among them) and of ``plugins`` (module names or absolute ``.py`` paths, see
+    :func:`resolve_plugin`)."""
+    targets = [BUILTIN_MODULE]
     for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = point.dist
         name, version = (dist.name, dist.version) if dist is not None else (point.name, None)
         source = "svgscore (built-in)" if point.value == BUILTIN_MODULE else f"entry point {point.name} of {name}"
         _import(point.value, Origin(source, point.value, version))
+        targets.append(point.value)
     if BUILTIN_MODULE not in _imported:
         # Run from a source tree that was never installed: no entry-point metadata.
         from ..version import __version__
@@ -259,7 +278,8 @@ def load_measures(plugins: Sequence[str] = ()) -> dict[str, Measure]:
         _import(BUILTIN_MODULE, Origin("svgscore (built-in)", BUILTIN_MODULE, __version__))
     for spec in plugins:
         _import(spec, Origin(f"plugin module {spec}", spec))
-    return dict(_REGISTRY)
+        targets.append(spec)
+    return {name: _REGISTRY[name] for target in targets for name in _provided_by(target)}
 
 
 def source_fingerprint(origin: Origin) -> str | None:

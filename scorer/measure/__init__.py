@@ -1,0 +1,1 @@
+"""Stage 3 — measure: the registry of measures (per-file checks, batched models) and the built-ins."""

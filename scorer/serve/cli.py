@@ -7,6 +7,7 @@ import socket
 
 import click
 
+from ..cliopts import config_option, scorer_kwargs, scorer_options
 from ..config import DEFAULT_PROMPT
 from ..errors import UsageError
 from ..integrations.rl import UNUSABLE_REWARD
@@ -17,10 +18,9 @@ _WARM_UP_SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rec
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 for every one).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port; 0 picks a free one (printed).")
-@click.option("--config", "config", metavar="PATH", help="YAML config (default: built-in).")
-@click.option("--clip-weights", type=click.Path(exists=True, dir_okay=False), help="Local open_clip checkpoint (also: SVGSCORE_CLIP_WEIGHTS).")
+@config_option
+@scorer_options
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: CPU count].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where CLIP runs [default: clip.device].")
 @click.option("--token-env", metavar="NAME", help="Require 'Authorization: Bearer <token>', the token read from this environment variable.")
 @click.option("--max-body-mb", default=32.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Largest request body.")
 @click.option("--max-items", default=256, show_default=True, type=click.IntRange(min=1), help="Most SVGs (or reward queries) in one request.")
@@ -33,8 +33,9 @@ def serve_command(
     port: int,
     config: str | None,
     clip_weights: str | None,
-    jobs: int | None,
     device: str | None,
+    plugins: tuple[str, ...],
+    jobs: int | None,
     token_env: str | None,
     max_body_mb: float,
     max_items: int,
@@ -73,7 +74,7 @@ def serve_command(
         prompt=prompt,
     )
     try:
-        with Scorer(config, clip_weights=clip_weights, jobs=jobs, device=device) as scorer:
+        with Scorer(config, jobs=jobs, **scorer_kwargs(clip_weights, device, plugins)) as scorer:
             # Start the workers and load the models now, so the first request is not the slow
             # one — and a config that cannot score (a required model missing) fails here, exit 2.
             scorer.score_svg(_WARM_UP_SVG)

@@ -98,7 +98,9 @@ def test_every_attack_scores_below_the_honest_crude_drawing(fixture_scores, atta
         ("glyphs_prompt", "outlined_text", False),
         ("glyphs_labels_on_crude", "outlined_text", True),
         ("embedded_photo", "embedded_raster", False),  # structurally weak anyway; CLIP would love it
-        ("dark_on_dark", "contrast", True),
+        # The craft checks (detail, layering, shading) already see little of it — its parts barely
+        # differ from their surroundings — so it falls just below the crude drawing even ungated.
+        ("dark_on_dark", "contrast", False),
         ("tiny_declared_size", "display_size", True),
     ],
 )

@@ -40,7 +40,6 @@ from .cli import ItemKey, KeyedVote, Results, load_labels
 from .stats import Agreement, Winner, agreement
 
 DEFAULT_L2 = 0.01
-DEFAULT_FOLDS = 5
 
 Decided = tuple[ItemKey, ItemKey, Winner]  # both files scored without error, winner "a" or "b"
 
@@ -76,11 +75,12 @@ def fittable(decided: Sequence[Decided], results: Results, names: Sequence[str])
     return found
 
 
-def prompt_folds(prompts: Sequence[str], folds: int, seed: int) -> list[list[str]]:
-    """Prompts dealt into ``folds`` groups after a seeded shuffle: every prompt held out exactly once."""
+def prompt_folds(prompts: Sequence[str], folds: int | None, seed: int) -> list[list[str]]:
+    """Prompts dealt into ``folds`` groups after a seeded shuffle (None: one prompt per fold):
+    every prompt held out exactly once."""
     ordered = sorted(set(prompts))
     order = np.random.default_rng(seed).permutation(len(ordered))
-    count = max(1, min(folds, len(ordered)))
+    count = len(ordered) if folds is None else max(1, min(folds, len(ordered)))
     return [sorted(ordered[i] for i in order[k::count]) for k in range(count)]
 
 
@@ -143,7 +143,7 @@ def rescore(result: ScoreResult, weights: Mapping[str, float], gates: Mapping[st
 
 
 def calibrate(
-    decided: Sequence[Decided], results: Results, base: Mapping[str, float], gates: Mapping[str, float], *, folds: int, seed: int, l2: float
+    decided: Sequence[Decided], results: Results, base: Mapping[str, float], gates: Mapping[str, float], *, folds: int | None, seed: int, l2: float
 ) -> Calibration:
     """Cross-validate the fitting procedure by prompt, then fit it on all the votes."""
     if not decided:
@@ -305,7 +305,7 @@ def _unpack(figure: Mapping[str, Any]) -> tuple[float, float, float, int, int]:
 @click.argument("votes", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @config_option
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the calibrated config here (without it: report only).")
-@click.option("--folds", type=click.IntRange(min=2), default=DEFAULT_FOLDS, show_default=True, help="Cross-validation folds, by prompt.")
+@click.option("--folds", type=click.IntRange(min=2), help="Cross-validation folds, by prompt [default: one prompt per fold].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the prompt-to-fold shuffle.")
 @click.option("--l2", type=click.FloatRange(min=0), default=DEFAULT_L2, show_default=True, help="L2 penalty on the weights (per vote).")
 @click.option("--judges", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Votes CSV with judge:<name> columns (other judges' picks) to print beside.")
@@ -319,7 +319,7 @@ def calibrate_command(
     votes: tuple[Path, ...],
     config: str | None,
     output: Path | None,
-    folds: int,
+    folds: int | None,
     seed: int,
     l2: float,
     judges: Path | None,

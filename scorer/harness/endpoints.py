@@ -4,7 +4,7 @@
   (OpenAI, OpenRouter, llama.cpp server, vLLM, Ollama, LM Studio; ``base_url`` ends in ``/v1``).
 * ``anthropic`` — the Anthropic messages API, ``POST {base_url}/v1/messages``.
 
-Pure functions only; the HTTP calls live in :mod:`scorer.harness.generate`.
+Pure functions only; the HTTP calls live in :mod:`scorer.harness.transport`.
 """
 
 from __future__ import annotations

@@ -15,14 +15,10 @@ models file names, sent in headers only, and redacted from anything written.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-import email.utils
 import json
 import os
-import random
 import re
-import time
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -30,31 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import Field, ValidationError, model_validator
 
 from ..config import _Strict, describe, read_yaml
-from ..errors import (
-    ConfigError,
-    GenerationError,
-    ItemError,
-    NoSvgError,
-    RequestFailedError,
-    RequestTimeoutError,
-    TruncatedOutputError,
-    UsageError,
-)
-from .endpoints import ModelSpec, Request, build_request, parse_reply
+from ..errors import ConfigError, ItemError, NoSvgError, TruncatedOutputError, UsageError
+from .endpoints import ModelSpec, build_request, parse_reply
 from .extract import extract_svg
+from .transport import Attempt, RunOptions, ask_each, redact, run_sync, secrets_of
 
 MANIFEST = "manifest.jsonl"
 DEFAULT_TEMPLATE = "Generate an SVG of {prompt}"
 # Outcomes that are the model's answer: asking again would re-roll the sample until it passes.
 _MODEL_FAULTS = frozenset({TruncatedOutputError.code, NoSvgError.code})
-_REDACTED = "[redacted]"
-# Shorter "keys" are placeholders local servers accept ("EMPTY", "none"): replacing every
-# occurrence of such a word would corrupt the files, and it guards nothing.
-_MIN_SECRET_LENGTH = 8
 
 
 class ModelsFile(_Strict):
@@ -152,15 +135,6 @@ def api_keys(models: Sequence[ModelSpec], environ: Mapping[str, str]) -> dict[st
     return {m.name: environ[m.api_key_env] if m.api_key_env else None for m in models}
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    concurrency: int = 4
-    timeout_s: float = 120.0  # per request, whole reply included
-    retries: int = 3  # further attempts after a 408/429/5xx, a timeout or a connection error
-    retry_delay_s: float = 1.0  # first backoff; doubles each retry (Retry-After wins when sent)
-    max_wait_s: float = 120.0  # a server asking for a longer pause fails the sample instead
-
-
 @dataclass
 class RunSummary:
     rows: list[dict[str, Any]] = field(default_factory=list)  # every sample's row, in plan order
@@ -186,14 +160,14 @@ def generate(
     models_file: ModelsFile,
     jobs: Sequence[Job],
     out: Path,
-    options: RunOptions = RunOptions(),
+    options: RunOptions = RunOptions(),  # noqa: B008  (frozen: safe as a default)
     *,
     environ: Mapping[str, str] = os.environ,
     on_sample: OnSample | None = None,
 ) -> RunSummary:
     """Make every job's sample not already done under ``out``; write the manifest (also when interrupted)."""
     keys = api_keys(list({j.model.name: j.model for j in jobs}.values()), environ)
-    secrets = _secrets(keys)
+    secrets = secrets_of(keys.values())
     rows: dict[str, dict[str, Any]] = {}  # by stem (model specs hold dicts: not hashable)
     todo = []
     summary = RunSummary()
@@ -216,7 +190,7 @@ def generate(
         if todo:
             if on_sample is not None:
                 on_sample(None, 0, len(todo))
-            asyncio.run(_ask_all(models_file, todo, keys, options, finished))
+            run_sync(_ask_all(models_file, todo, keys, options, finished))
     finally:
         summary.rows = [rows[j.stem] for j in jobs if j.stem in rows]
         out.mkdir(parents=True, exist_ok=True)
@@ -254,113 +228,14 @@ def _settings(models_file: ModelsFile, job: Job) -> dict[str, Any]:
 # -- HTTP ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """How asking went: the last body received (if any), and the error if no reply came of it."""
-
-    body: bytes | None
-    latency_s: float | None  # of the request that returned ``body``
-    attempts: int
-    error: GenerationError | None = None
-
-
 async def _ask_all(
     models_file: ModelsFile, jobs: Sequence[Job], keys: Mapping[str, str | None], options: RunOptions, finished: Callable[[Job, Attempt], None]
 ) -> None:
-    secrets = _secrets(keys)
-    gate = asyncio.Semaphore(options.concurrency)
-    limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
-    async with httpx.AsyncClient(timeout=options.timeout_s, limits=limits) as client:
-
-        async def one(job: Job) -> None:
-            request = build_request(
-                job.model, models_file.prompt_text(job.prompt), system=models_file.system, seed=job.seed, api_key=keys[job.model.name]
-            )
-            # The gate is taken before a request's clock starts: waiting for a free slot is no timeout.
-            async with gate:
-                attempt = await _ask(client, request, options, secrets)
-            finished(job, attempt)
-
-        await asyncio.gather(*(one(job) for job in jobs))
-
-
-async def _ask(client: httpx.AsyncClient, request: Request, options: RunOptions, secrets: Sequence[str]) -> Attempt:
-    """POST with retries: backoff on 408/429/5xx, timeouts and connection errors; other statuses are final."""
-    body, latency = None, None
-    for attempt in range(1, options.retries + 2):
-        started = time.monotonic()
-        wait: float | None = None
-        try:
-            response = await asyncio.wait_for(
-                client.post(request.url, headers=request.headers, json=request.body), options.timeout_s
-            )
-        except (asyncio.TimeoutError, httpx.TimeoutException):
-            error: GenerationError = RequestTimeoutError(f"no complete reply within {options.timeout_s:g} s")
-        except httpx.TransportError as exc:
-            error = RequestFailedError(f"{type(exc).__name__}: {exc}")
-        else:
-            body, latency = response.content, time.monotonic() - started
-            if response.is_success:
-                return Attempt(body, latency, attempt)
-            error = RequestFailedError(f"HTTP {response.status_code}: {_snippet(body, secrets)}")
-            if not _retryable(response.status_code):
-                return Attempt(body, latency, attempt, error)
-            wait = _retry_after(response.headers)
-        if attempt > options.retries:
-            break
-        delay = wait if wait is not None else _backoff(options.retry_delay_s, attempt)
-        if delay > options.max_wait_s:
-            error = type(error)(f"{error.message}; the server asked to wait {delay:g} s, over the {options.max_wait_s:g} s limit")
-            break
-        await asyncio.sleep(delay)
-    plural = "s" if attempt > 1 else ""
-    return Attempt(body, latency, attempt, type(error)(f"{error.message} (after {attempt} attempt{plural})"))
-
-
-def _retryable(status: int) -> bool:
-    return status in (408, 429) or status >= 500
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """The pause the server asks for: ``retry-after-ms`` (OpenAI), else ``Retry-After`` in seconds or as a date."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
-
-
-def _backoff(first_s: float, attempt: int) -> float:
-    # Exponential, with jitter so that concurrent samples turned away together don't return together.
-    return first_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
-
-
-def _snippet(body: bytes, secrets: Sequence[str]) -> str:
-    text = " ".join(_redact(body, secrets).decode("utf-8", "replace").split())
-    return text[:300] or "(empty body)"
-
-
-def _secrets(keys: Mapping[str, str | None]) -> tuple[str, ...]:
-    return tuple(k for k in keys.values() if k and len(k) >= _MIN_SECRET_LENGTH)
-
-
-def _redact(data: bytes, secrets: Sequence[str]) -> bytes:
-    # An error body may echo the key it was sent (some providers do, partly masked or not).
-    for secret in secrets:
-        data = data.replace(secret.encode(), _REDACTED.encode())
-    return data
+    requests = [
+        build_request(job.model, models_file.prompt_text(job.prompt), system=models_file.system, seed=job.seed, api_key=keys[job.model.name])
+        for job in jobs
+    ]
+    await ask_each(requests, options, secrets_of(keys.values()), lambda index, attempt: finished(jobs[index], attempt))
 
 
 # -- Files --------------------------------------------------------------------------------
@@ -424,5 +299,5 @@ def _is_json(data: bytes) -> bool:
 def _write(path: Path, data: bytes, secrets: Sequence[str]) -> None:
     """Every file a run writes passes here: keys redacted, and written whole (temp file, then rename)."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(_redact(data, secrets))
+    partial.write_bytes(redact(data, secrets))
     os.replace(partial, path)

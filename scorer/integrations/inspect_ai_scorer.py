@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from ..api import ConfigSource, Scorer
 from ..record import ScoreResult
-from ..serve.batcher import MicroBatcher
+from .batching import MicroBatcher
 from .rl import reply_item
 
 

@@ -36,9 +36,9 @@ from ..api import Scorer
 from ..config import DEFAULT_PROMPT
 from ..errors import SvgScoreError, UsageError
 from ..inputs import ScoreItem
+from ..integrations.batching import MicroBatcher
 from ..integrations.rl import UNUSABLE_REWARD, reply_item, reward_of
 from ..record import ScoreResult
-from .batcher import MicroBatcher
 
 # Request-level error codes. Per-SVG problems are never request errors: they are records with
 # the CLI's codes (parse_error, too_large, ...). These mirror the CLI's exit codes: a usage

@@ -16,7 +16,7 @@ import numpy as np
 from .config import Config
 from .load import load_svg
 from .measure.bind import Overrides, bind
-from .measure.drawing import OUTER_MARGIN, Drawing
+from .measure.drawing import OUTER_MARGIN, Drawing, StageClock
 from .record import Component, RenderInfo
 from .render import render
 
@@ -32,6 +32,7 @@ class Analysis:
     components: dict[str, Component]
     image: np.ndarray  # the render on white without <text>, (H, W, 3) uint8: what batched measures see
     render: RenderInfo
+    seconds: dict[str, float]  # CPU seconds by stage (render, intermediates, each measure): for make bench, never scored
 
 
 def make_analyzer(config: Config, overrides: Overrides | None = None, import_path: Sequence[str] = ()) -> Callable[[FileTask], Analysis]:
@@ -40,13 +41,16 @@ def make_analyzer(config: Config, overrides: Overrides | None = None, import_pat
     parent imported is importable here too."""
     sys.path.extend(p for p in import_path if p not in sys.path)
     plan = bind(config, overrides)
+    for bound in plan.per_file:
+        if bound.measure.setup is not None:
+            bound.measure.setup(bound.params)  # a model that will not load fails this worker's start
 
     def analyze(task: FileTask) -> Analysis:
-        svg = load_svg(task.data, config.limits)
+        clock = StageClock()
+        svg = clock.run("load", lambda: load_svg(task.data, config.limits))
         size, backend = config.render.size, config.render.backend
-        drawing = Drawing(
-            svg, task.prompt, render(svg, size, margin=OUTER_MARGIN, backend=backend), partial(render, size=size, backend=backend)
-        )
+        surround = clock.run("render", lambda: render(svg, size, margin=OUTER_MARGIN, backend=backend))
+        drawing = Drawing(svg, task.prompt, surround, partial(render, size=size, backend=backend), clock)
         raster = drawing.raster
         components = {}
         for bound in plan.per_file:
@@ -54,9 +58,9 @@ def make_analyzer(config: Config, overrides: Overrides | None = None, import_pat
             if not measure.applies_to(task.prompt):
                 components[bound.name] = Component(None, bound.weight, f"not applicable: the prompt does not ask for {measure.subject}")
                 continue
-            found = measure.fn(drawing, bound.params)  # type: ignore[misc]  (per-file measures have fn)
+            found = clock.run(bound.name, partial(measure.fn, drawing, bound.params))  # type: ignore[arg-type]  (per-file measures have fn)
             components[bound.name] = Component(round(found.value, 6), bound.weight, found.explanation, found.details)
         info = RenderInfo(raster.width, raster.height, raster.sha256())
-        return Analysis(components, drawing.picture.on_white, info)
+        return Analysis(components, drawing.picture.on_white, info, clock.seconds)
 
     return analyze

@@ -96,17 +96,16 @@ def closed_paths(drawing: Drawing, _: NoParams) -> Measurement:
 
 @check("within_canvas", "share of the visible content that lies inside the viewBox rather than off-canvas")
 def within_canvas(drawing: Drawing, _: NoParams) -> Measurement:
-    surround = drawing.surround
-    # Only painted pixels can be content (transparent ones show the white page), and most of
-    # the surroundings are transparent: composite just those.
-    ys, xs = np.nonzero(surround.rgba[..., 3])
-    rgb = on_white(surround.rgba[ys, xs])
-    # Off-canvas pixels in the canvas background colour are an oversized backdrop, not content.
-    content = differs_from(rgb, np.array([255, 255, 255])) & differs_from(rgb, drawing.background)
+    surround, background = drawing.surround, drawing.background
     # Pixels the canvas edge passes through count as inside: they hold anti-aliased edges.
     x0, y0, x1, y1 = surround.pixel_box(drawing.svg.canvas)
-    total = int(content.sum())
-    inside = int((content & (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)).sum())
+    inside = int(_content(drawing.raster.on_white, background).sum())  # the raster is that box
+    # Only painted pixels can be content (transparent ones show the white page), and most of
+    # the surroundings are transparent: composite just those.
+    outside_alpha = surround.rgba[..., 3].copy()
+    outside_alpha[y0:y1, x0:x1] = 0
+    ys, xs = np.nonzero(outside_alpha)
+    total = inside + int(_content(on_white(surround.rgba[ys, xs]), background).sum())
     if total == 0:
         return Measurement(0.0, "nothing visible on or around the canvas", {"inside_px": 0, "outside_px": 0})
     share = inside / total
@@ -115,6 +114,12 @@ def within_canvas(drawing: Drawing, _: NoParams) -> Measurement:
         f"{share:.0%} of visible content is inside the viewBox ({total - inside} px of {total} lie outside it)",
         {"inside_px": inside, "outside_px": total - inside},
     )
+
+
+def _content(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Pixels (as seen on a white page) that stand out both from the page and from the canvas
+    background: off-canvas pixels in the background colour are an oversized backdrop, not content."""
+    return differs_from(rgb, np.array([255, 255, 255])) & differs_from(rgb, background)
 
 
 class BicycleParams(MeasureParams):
@@ -172,12 +177,19 @@ Circle = tuple[float, float, float]
 
 
 def find_wheels(drawing: Drawing, params: BicycleParams) -> tuple[tuple[Circle, Circle] | None, list[Circle], str]:
-    """The wheel pair (if any), the wheel-sized circle candidates, and where they were found."""
+    """The wheel pair (if any), the wheel-sized circle candidates, and where they were found.
+
+    Searched once per file for bicycle_present and rider_on_bicycle alike (the Hough fallback
+    is the costliest step of a file without wheel elements)."""
+    return drawing.shared(_find_wheels, params.min_wheel_radius, params.min_roundness, params.raster_fallback)
+
+
+def _find_wheels(drawing: Drawing, min_wheel_radius: float, min_roundness: float, raster_fallback: bool) -> tuple[tuple[Circle, Circle] | None, list[Circle], str]:
     canvas = drawing.svg.canvas
-    min_r = params.min_wheel_radius * max(canvas.width, canvas.height)
-    circles = _distinct([c for c in iter_circles(drawing.geometry.shapes, params.min_roundness) if c[2] >= min_r])
+    min_r = min_wheel_radius * max(canvas.width, canvas.height)
+    circles = _distinct([c for c in iter_circles(drawing.geometry.shapes, min_roundness) if c[2] >= min_r])
     pair, source = _wheel_pair(circles), "drawn elements"
-    if pair is None and params.raster_fallback:
+    if pair is None and raster_fallback:
         circles = _distinct(circles + _raster_circles(drawing, min_r))
         pair, source = _wheel_pair(circles), "the render (Hough transform)"
     return pair, circles, source
@@ -373,7 +385,7 @@ class _Parts:
     @classmethod
     def of(cls, drawing: Drawing) -> _Parts:
         shapes = drawing.geometry.shapes
-        axes = [_principal_axis(s.points) for s in shapes]
+        axes = [s.principal_axis for s in shapes]
         return cls(
             ends=np.array([a[0] for a in axes]).reshape(-1, 2, 2),
             length=np.array([a[1] for a in axes]),
@@ -402,14 +414,3 @@ class _Parts:
             "eye": bool((inside & (self.area > 0) & (self.area <= 0.2 * head_area)).any()),
         }
 
-
-def _principal_axis(points: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Both ends of the main axis, the extent along it and the extent across it."""
-    mean = points.mean(axis=0)
-    centred = points - mean
-    if len(points) < 2 or not centred.any():
-        return np.array([mean, mean]), 0.0, 0.0
-    axes = np.linalg.svd(centred, full_matrices=False)[2]
-    along, across = centred @ axes[0], centred @ axes[-1]
-    ends = mean + np.outer([along.min(), along.max()], axes[0])
-    return ends, float(along.max() - along.min()), float(across.max() - across.min())

@@ -70,12 +70,20 @@ class Shape:
     @cached_property
     def thickness(self) -> float:
         """Extent across the shape's main axis (0 for a straight line)."""
-        centred = self.points - self.points.mean(axis=0)
-        if len(centred) < 3:
-            return 0.0
-        minor_axis = np.linalg.svd(centred, full_matrices=False)[2][-1]
-        projected = centred @ minor_axis
-        return float(projected.max() - projected.min())
+        return self.principal_axis[2] if len(self.points) >= 3 else 0.0
+
+    @cached_property
+    def principal_axis(self) -> tuple[np.ndarray, float, float]:
+        """Both ends of the main axis, the extent along it and the extent across it (one SVD,
+        shared by the checks that need the shape's orientation)."""
+        mean = self.points.mean(axis=0)
+        centred = self.points - mean
+        if len(self.points) < 2 or not centred.any():
+            return np.array([mean, mean]), 0.0, 0.0
+        axes = np.linalg.svd(centred, full_matrices=False)[2]
+        along, across = centred @ axes[0], centred @ axes[-1]
+        ends = mean + np.outer([along.min(), along.max()], axes[0])
+        return ends, float(along.max() - along.min()), float(across.max() - across.min())
 
 @dataclass(frozen=True)
 class Geometry:

@@ -156,7 +156,9 @@ def test_closed_paths_counts_open_strokes(structural):
 
 def test_every_check_value_is_in_range_and_explained(structural):
     for path in LADDER:
-        for name, c in structural.score_file(path, PROMPT).components.items():
+        result = structural.score_file(path, PROMPT)
+        assert result.ok and result.components, result.summary  # an error row has no components to check
+        for name, c in result.components.items():
             assert c.value is None or 0.0 <= c.value <= 1.0, name
             assert c.explanation, name
 

@@ -137,10 +137,9 @@ def test_tiny_model_loads_through_the_config(tiny, pelican):
     assert info["precision"] == "fp32"
 
 
-def test_clip_component_value_and_cosine_are_in_range(pelican):
+def test_clip_component_carries_its_cosine_and_weight(pelican):
     clip = pelican.components["clip"]
-    assert clip.value is not None
-    assert 0.0 <= clip.value <= 1.0
+    assert clip.value is not None  # the value's mapping from the cosine is checked below
     assert clip.weight == load_config(None).checks["clip"].weight
     cosine = clip.details["cosine"]
     assert isinstance(cosine, float)

@@ -220,7 +220,7 @@ def second_call_probe():
     proc = subprocess.Popen(
         [sys.executable, "-c", _SECOND_CALL], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    yield proc, time.monotonic() + 40
+    yield proc, time.monotonic() + 300  # a hang guard, not a speed target
     if proc.poll() is None:
         proc.kill()
         proc.communicate()
@@ -228,19 +228,15 @@ def second_call_probe():
 
 @pytest.fixture(scope="module")
 def dir_run(hostile_scorer, second_call_probe):
-    """fixtures/hostile/ scored as a directory, as the CLI would: (records, seconds).
+    """fixtures/hostile/ scored as a directory, as the CLI would.
 
     Takes the second-call probe so that the probe runs while the directory is scored."""
-    started = time.monotonic()
-    records = list(hostile_scorer.score_dir(HOSTILE, PROMPT))
-    elapsed = time.monotonic() - started
-    return records, elapsed
+    return list(hostile_scorer.score_dir(HOSTILE, PROMPT))
 
 
 @pytest.fixture(scope="module")
 def by_name(dir_run):
-    records, _ = dir_run
-    return {Path(r.path).name: r for r in records}
+    return {Path(r.path).name: r for r in dir_run}
 
 
 def with_port(data: bytes, port: int) -> bytes:
@@ -268,11 +264,10 @@ def test_every_fixture_is_small_documented_and_has_an_expectation():
         assert "<!--" in head and ("ATTACK:" in head or "FEATURE:" in head) and "MUST" in head, path.name
 
 
-def test_every_hostile_file_gets_one_record_in_bounded_time(dir_run):
-    records, elapsed = dir_run
-    assert [r.path for r in records] == [str(p) for p in HOSTILE_FILES]
-    # 56 files, three of which run into the 10 s limit; pytest has no timeout plugin, so bound it here.
-    assert elapsed < 120, f"scoring fixtures/hostile/ took {elapsed:.0f} s"
+def test_every_hostile_file_gets_one_record(dir_run):
+    # Bounded time is the pool's job (render.timeout_s per file, a render_timeout row past it);
+    # seconds are measured by `make robustness`, never asserted here (the machine may be busy).
+    assert [r.path for r in dir_run] == [str(p) for p in HOSTILE_FILES]
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -287,7 +282,7 @@ def test_hostile_fixture_outcome(by_name, name):
 
 
 def test_no_record_is_an_internal_error_or_carries_local_file_content(dir_run):
-    records, _ = dir_run
+    records = dir_run
     assert not [r.path for r in records if not r.ok and r.error.code == "internal_error"]
     secrets = ["root:x:0:0"]
     if Path("/etc/passwd").exists():
@@ -327,15 +322,15 @@ def test_network_references_are_never_fetched(hostile_scorer, server, by_name, t
     assert len(network) >= 15
     for path in network:
         (tmp_path / path.name).write_bytes(with_port(path.read_bytes(), server.port))
-    before = server.seen()
+    before, attempts_before = server.seen(), hostile_scorer.pool.stats.network_attempts
     results = list(hostile_scorer.score_dir(tmp_path, PROMPT))
     assert server.seen() == before, f"requests reached the server: {server.requests}"
     assert [Path(r.path).name for r in results] == [p.name for p in network]
     # The live port changes nothing: the same outcome as with the placeholder.
     assert [outcome(r) for r in results] == [outcome(by_name[p.name]) for p in network]
-    attempts = hostile_scorer.pool.stats.network_attempts
-    assert isinstance(attempts, int) and attempts >= 0
-    print(f"network attempts refused by the workers' audit hook: {attempts}")
+    # The first wall held: the renderer never even tried, so the audit hook (the second wall,
+    # tested on its own below) had nothing to refuse.
+    assert hostile_scorer.pool.stats.network_attempts == attempts_before
 
 
 def test_network_guard_refuses_sockets_and_counts_attempts():
@@ -529,19 +524,16 @@ def test_caps_and_big_payloads(hostile_scorer, tmp_path):
         ),
         ("a good file after all that", ScoreItem(str(LADDER[4]), PROMPT), {"ok"}),
     ]
-    started = time.monotonic()
     results = list(hostile_scorer.score_items(item for _, item, _ in cases))
-    elapsed = time.monotonic() - started
     assert len(results) == len(cases)
     wrong = {name: r.summary for (name, _, expected), r in zip(cases, results, strict=True) if outcome(r) not in expected}
     assert not wrong
-    assert elapsed < 60, f"{elapsed:.0f} s"
 
 
 def test_a_timeout_does_not_lose_the_files_after_it():
     good = (LADDER[4]).read_bytes()
     bomb = (HOSTILE / "res_use_exponential.svg").read_bytes()
-    with Scorer({**CONFIG, "render": {"timeout_s": 2}}, jobs=1) as scorer:
+    with Scorer({**CONFIG, "render": {"timeout_s": 5}}, jobs=1) as scorer:
         results = list(scorer.score_items(ScoreItem(None, PROMPT, d) for d in (good, bomb, good)))
         stats = scorer.pool.stats
         assert stats.timeouts + stats.deaths >= 1

@@ -26,8 +26,19 @@ def test_failure_lists_every_component():
     assert "solid shapes above the wheels" in message  # the explanation says why
 
 
-def test_an_unscorable_file_says_why_and_scorers_are_reused():
+def test_an_unscorable_file_says_why():
     with pytest.raises(AssertionError, match=r"could not be scored \(parse_error: "):
         assert_svg_score(BROKEN[0], min=0, config=STRUCTURAL)
-    # Same config, same scorer: workers started once for all three tests above.
-    assert sum(1 for key in testing._scorers if '"enabled": false' in key) == 1
+
+
+def test_calls_with_the_same_config_share_one_scorer(monkeypatch):
+    monkeypatch.setattr(testing, "_scorers", {})  # whatever other tests left behind
+    config = {**STRUCTURAL, "render": {"size": 200}}
+    assert_svg_score(CAREFUL, min=0, config=config)
+    [first] = testing._scorers.values()
+    assert_svg_score(BICYCLE_ONLY, min=0, config=dict(config))  # an equal config, another dict
+    assert list(testing._scorers.values()) == [first]  # reused: its workers started once
+    assert_svg_score(CAREFUL, min=0, config={**STRUCTURAL, "render": {"size": 300}})
+    assert len(testing._scorers) == 2  # a different config gets its own
+    for scorer in testing._scorers.values():
+        scorer.close()

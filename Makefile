@@ -46,17 +46,25 @@ robustness: $(STAMP)
 bench: $(STAMP)
 	$(OFFLINE) $(BIN)/python scripts/bench.py
 
-# Judge validity on ../shared/corpus/: proxy labels (self-scores, iteration order, model
-# size; the corpus has no human ratings) written to build/validate/, then agreement with a
-# bootstrap interval, rank correlations and per-component agreement, structural and default
-# configs side by side (~1 min). Offline, CLIP is not counted: the default config's figures
-# are its structural checks renormalised.
+# Judge validity on ../shared/corpus/. First the human pairwise votes (JannesKlaas arena, dev half):
+# per shipped config, agreement of its calibration procedure cross-validated by prompt (weights
+# refitted without each held-out prompt) with a bootstrap interval, beside the config as shipped,
+# the trivial judges (more XML elements wins, larger file wins) on the same votes and the nine LLM
+# judges of llm_judges.csv on their 184 votes; then per-component agreement on those votes. Then
+# proxy labels (self-scores, iteration order, model size; written to build/validate/). ~3 min.
+# Offline, CLIP is not counted: the default config's figures are its structural checks renormalised.
 VALIDATE_DIR := build/validate
+ARENA := ../shared/corpus/JannesKlaas__pelican-arena-dev
 validate: $(STAMP)
+	@for config in structural default; do \
+		echo "== human votes $(ARENA)/votes.csv, config $$config: calibration cross-validated by prompt, baselines, LLM judges"; \
+		$(OFFLINE) $(BIN)/svgscore calibrate $(ARENA)/votes.csv --config $$config --judges $(ARENA)/llm_judges.csv || exit 1; \
+	done
+	$(OFFLINE) $(BIN)/svgscore validate $(ARENA)/votes.csv --config structural --config default
 	$(BIN)/python scripts/corpus_votes.py $(VALIDATE_DIR)
 	$(OFFLINE) $(BIN)/svgscore validate $(addprefix $(VALIDATE_DIR)/,jlebensold_self_scores.csv youngbrioche_iterations.csv \
 		youngbrioche_iteration_ranking.csv model_siblings.csv) --ranking $(VALIDATE_DIR)/qwen_size_series.txt \
-		--config configs/structural.yaml --config configs/default.yaml
+		--config structural --config default
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

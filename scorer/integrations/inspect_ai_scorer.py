@@ -5,7 +5,7 @@
 >>> from inspect_ai.solver import generate
 >>> from scorer.integrations.inspect_ai_scorer import svgscore
 >>> task = Task(dataset=[Sample(input="Draw a pelican riding a bicycle as SVG.", target="a pelican riding a bicycle")],
-...             solver=generate(), scorer=svgscore("configs/structural.yaml"))
+...             solver=generate(), scorer=svgscore("structural"))
 
 Named ``inspect_ai_scorer`` rather than ``inspect`` so that it never shadows the standard
 library's ``inspect`` inside this package.
@@ -42,7 +42,7 @@ def svgscore(config: ConfigSource = None, **scorer_options: Any) -> InspectScore
 
     One :class:`scorer.Scorer` serves the whole eval (models load once); samples scored at the
     same time share a scoring pass, so CLIP runs in batches. ``scorer_options`` go to it
-    (``jobs=``, ``clip_weights=``, ``device=``, ``cache=``).
+    (``jobs=``, ``params=``, ``plugins=``, ``cache=``).
     """
     held = Scorer(config, **scorer_options)
     batcher = MicroBatcher(held)

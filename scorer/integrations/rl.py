@@ -94,7 +94,7 @@ class SvgReward:
         unusable: float = UNUSABLE_REWARD,
         **scorer_options: Any,
     ) -> None:
-        """``scorer_options`` go to :class:`scorer.Scorer` (``jobs=``, ``clip_weights=``, ``device=``, ``cache=``)."""
+        """``scorer_options`` go to :class:`scorer.Scorer` (``jobs=``, ``params=``, ``plugins=``, ``cache=``)."""
         self.__name__ = "svgscore"  # TRL names the reward's log columns after the callable
         self.prompt_column = prompt_column
         self.unusable = unusable
@@ -164,7 +164,7 @@ def compute_score(data_source: Any, solution_str: str, ground_truth: Any, extra_
     Cost: one process-wide :class:`scorer.Scorer` (config from ``$SVGSCORE_CONFIG``, else the
     built-in default) is started on the first call and reused, so each later call costs one
     render and its checks (~0.06 s with CLIP off) — but with CLIP on, one sample is a whole CLIP
-    batch (padded to ``clip.batch_size`` for determinism), several times the per-sample cost of
+    batch (padded to the clip measure's ``batch_size`` for determinism), several times the per-sample cost of
     a batched call, and calls are serialised. For one-at-a-time trainers with CLIP, run
     ``svgscore serve`` and call it instead: it micro-batches concurrent requests into shared
     CLIP batches.

@@ -269,7 +269,7 @@ def validate(
     \b
     Examples:
       svgscore validate votes.csv
-      svgscore validate votes.csv --config configs/structural.yaml --config mine.yaml --format json
+      svgscore validate votes.csv --config structural --config mine.yaml --format json
       svgscore validate --ranking best_first.txt
     """
     if not labels and not rankings:

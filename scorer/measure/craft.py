@@ -136,7 +136,7 @@ class DetailParams(PartsParams):
     params=DetailParams,
 )
 def detail(drawing: Drawing, params: DetailParams) -> Measurement:
-    parts = visible_parts(drawing, params.min_shown)
+    parts = drawing.shared(visible_parts, params.min_shown)  # once per file for all craft checks
     n = len(parts.visible)
     factor = noise_factor(n, params.max_parts)
     # Diminishing returns: 10 → 20 parts matters as much as 75 → 150.
@@ -163,7 +163,7 @@ class LayeringParams(PartsParams):
     params=LayeringParams,
 )
 def layering(drawing: Drawing, params: LayeringParams) -> Measurement:
-    parts = visible_parts(drawing, params.min_shown)
+    parts = drawing.shared(visible_parts, params.min_shown)
     closed = [s for s in parts.visible if s.closed]
     canvas = drawing.svg.canvas
     scale = params.resolution / max(canvas.width, canvas.height)
@@ -205,7 +205,7 @@ def shading(drawing: Drawing, params: ShadingParams) -> Measurement:
     # Shading is an area: specks of softness between noise shapes are not.
     soft = remove_small_objects(soft, max_size=SOFT_MAX_SPECK)
     share = float((soft & content).sum() / content.sum())
-    parts = len(visible_parts(drawing, params.min_shown).visible)
+    parts = len(drawing.shared(visible_parts, params.min_shown).visible)
     factor = noise_factor(parts, params.max_parts)
     return Measurement(
         min(1.0, share / params.full_at) * factor,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,16 @@ from .errors import ConfigError
 
 DEFAULT_PROMPT = "a pelican riding a bicycle"
 DEFAULT_CONFIG = "default"
+CACHE_ENV = "SVGSCORE_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """The folder of svgscore's caches (results, model judges' answers): ``$SVGSCORE_CACHE_DIR``,
+    else ``$XDG_CACHE_HOME/svgscore``, else ``~/.cache/svgscore``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "svgscore"
 
 
 class _Strict(BaseModel):

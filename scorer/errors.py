@@ -127,6 +127,33 @@ class MalformedResponseError(GenerationError):
     code = "malformed_response"
 
 
+# -- Model judges (the ``vlm`` measure, ``compare --pairwise``): a judge that gave no usable
+# answer for one file. Never cached: the endpoint may answer next time.
+
+
+class JudgeError(ItemError):
+    """The judge's request failed for good (HTTP error, connection refused, retries exhausted)."""
+
+    code = "judge_failed"
+    deterministic = False
+
+
+class JudgeTimeoutError(JudgeError):
+    code = "judge_timeout"
+
+
+class JudgeMalformedError(JudgeError):
+    """The judge answered, but not with the JSON the rubric asks for (or cut off at max_tokens)."""
+
+    code = "judge_malformed"
+
+
+class JudgeRefusedError(JudgeError):
+    """The judge declined to grade (the endpoint flagged a refusal, or it apologised instead of answering)."""
+
+    code = "judge_refused"
+
+
 def item_error_for(code: str, message: str) -> ItemError:
     """The error a recorded ``code`` stands for (a manifest row's), so it keeps its class."""
     pending: list[type[ItemError]] = [ItemError]

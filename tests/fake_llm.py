@@ -46,6 +46,7 @@ class FakeLLM:
     retry_after: str = "0.3"
     slow_s: float = 3.0
     delay_s: float = 0.0  # every reply, to observe concurrency
+    port: int = 0  # 0: any free port
     requests: list[Seen] = field(default_factory=list)
     peak_in_flight: int = 0
     _in_flight: int = 0
@@ -71,7 +72,7 @@ class FakeLLM:
             def handle_error(self, request: object, client_address: object) -> None:
                 pass  # a client that timed out and left: the late reply has nowhere to go
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", self.port), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()

@@ -9,16 +9,20 @@ Pure functions only; the HTTP calls live in :mod:`scorer.harness.transport`.
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from ..config import _Strict
-from ..errors import MalformedResponseError
+from ..errors import MalformedResponseError, UsageError
 
 Kind = Literal["openai", "anthropic"]
+# A user message: text, or text and PNG images (bytes) in the order the model should see them.
+Content = str | Sequence[str | bytes]
 ANTHROPIC_VERSION = "2023-06-01"
 
 
@@ -46,6 +50,14 @@ class ModelSpec(_Strict):
         return self
 
 
+def api_keys(models: Sequence[ModelSpec], environ: Mapping[str, str], *, named_in: str = "the models file") -> dict[str, str | None]:
+    """Each model's key from its environment variable; a named variable that is unset is a usage error."""
+    missing = sorted({m.api_key_env for m in models if m.api_key_env and not environ.get(m.api_key_env)})
+    if missing:
+        raise UsageError(f"environment variable {', '.join(missing)} is not set ({named_in} names it as api_key_env)")
+    return {m.name: environ[m.api_key_env] if m.api_key_env else None for m in models}
+
+
 @dataclass(frozen=True)
 class Request:
     url: str
@@ -62,29 +74,41 @@ class Reply:
     truncated: bool  # the endpoint says it stopped at the token limit
     input_tokens: int | None
     output_tokens: int | None
+    refusal: str | None = None  # the endpoint says the model declined (OpenAI ``refusal``, Anthropic stop "refusal")
 
 
-def build_request(spec: ModelSpec, prompt: str, *, system: str | None, seed: int | None, api_key: str | None) -> Request:
-    """The HTTP request asking ``spec`` for one reply to ``prompt``."""
+def build_request(spec: ModelSpec, prompt: Content, *, system: str | None, seed: int | None, api_key: str | None) -> Request:
+    """The HTTP request asking ``spec`` for one reply to ``prompt`` (text, or text and images)."""
+    content = prompt if isinstance(prompt, str) else [_part(spec.kind, part) for part in prompt]
     base = spec.base_url.rstrip("/")
     body: dict[str, Any] = {"model": spec.model, "max_tokens": spec.max_tokens, "temperature": spec.temperature}
     headers = {"content-type": "application/json"}
     if spec.kind == "openai":
         url = f"{base}/chat/completions"
-        body["messages"] = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        body["messages"] = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
         if seed is not None:
             body["seed"] = seed
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
     else:
         url = f"{base}/v1/messages"
-        body["messages"] = [{"role": "user", "content": prompt}]
+        body["messages"] = [{"role": "user", "content": content}]
         if system:
             body["system"] = system
         headers["anthropic-version"] = ANTHROPIC_VERSION
         if api_key:
             headers["x-api-key"] = api_key
     return Request(url, headers, {**body, **spec.extra_body})
+
+
+def _part(kind: Kind, part: str | bytes) -> dict[str, Any]:
+    """One part of a message's content in ``kind``'s format: text, or a PNG image sent inline."""
+    if isinstance(part, str):
+        return {"type": "text", "text": part}
+    data = base64.b64encode(part).decode("ascii")
+    if kind == "openai":
+        return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}}
+    return {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
 
 
 def parse_reply(kind: Kind, body: bytes) -> Reply:
@@ -115,9 +139,12 @@ def _read(kind: Kind, data: dict[str, Any]) -> Reply:
         if kind == "openai":
             choice = data["choices"][0]
             text, stop = _text(choice["message"].get("content")), choice.get("finish_reason")
-            return Reply(text, stop, stop == "length", _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
+            refusal = choice["message"].get("refusal") or ("content_filter" if stop == "content_filter" else None)
+            counts = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+            return Reply(text, stop, stop == "length", *counts, refusal=None if refusal is None else str(refusal))
         text, stop = _text(data["content"]), data.get("stop_reason")
-        return Reply(text, stop, stop == "max_tokens", _count(usage.get("input_tokens")), _count(usage.get("output_tokens")))
+        counts = _count(usage.get("input_tokens")), _count(usage.get("output_tokens"))
+        return Reply(text, stop, stop == "max_tokens", *counts, refusal=(text or "refusal") if stop == "refusal" else None)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise MalformedResponseError(f"not a {kind} response ({type(exc).__name__}: {exc})") from None
 

@@ -30,7 +30,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from ..config import _Strict, describe, read_yaml
 from ..errors import ConfigError, ItemError, NoSvgError, TruncatedOutputError, UsageError
-from .endpoints import ModelSpec, build_request, parse_reply
+from .endpoints import ModelSpec, api_keys, build_request, parse_reply
 from .extract import extract_svg
 from .transport import Attempt, RunOptions, ask_each, redact, run_sync, secrets_of
 
@@ -125,14 +125,6 @@ def plan(models_file: ModelsFile, prompts: Sequence[str], samples: int, only: Se
         if other != prompt:
             raise ConfigError(f"prompts {other!r} and {prompt!r} would share the folder {slugify(prompt)!r}; reword one")
     return [Job(m, p, s) for p in prompts for s in range(samples) for m in models]
-
-
-def api_keys(models: Sequence[ModelSpec], environ: Mapping[str, str]) -> dict[str, str | None]:
-    """Each model's key from its environment variable; a named variable that is unset is a usage error."""
-    missing = sorted({m.api_key_env for m in models if m.api_key_env and not environ.get(m.api_key_env)})
-    if missing:
-        raise UsageError(f"environment variable {', '.join(missing)} is not set (the models file names it as api_key_env)")
-    return {m.name: environ[m.api_key_env] if m.api_key_env else None for m in models}
 
 
 @dataclass

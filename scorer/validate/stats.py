@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from scipy import stats
 
-Winner = Literal["a", "b", "tie"]
+from ..stats import Winner, bradley_terry  # noqa: F401  (defined below every tool that fits Bradley–Terry)
+
 WINNERS: tuple[Winner, ...] = ("a", "b", "tie")
 
 
@@ -76,42 +76,6 @@ def agreement(pairs: Sequence[tuple[Winner, float | None, float | None]], *, see
     low, high = bootstrap_ci(hits, seed=seed)
     value = float(np.mean(hits)) if hits else math.nan
     return Agreement(value=value, low=low, high=high, used=len(hits), judge_ties=len(pairs) - len(hits))
-
-
-def bradley_terry(
-    n_items: int,
-    comparisons: Sequence[tuple[int, int, Winner]],
-    *,
-    max_iter: int = 10_000,
-    tol: float = 1e-10,
-) -> np.ndarray:
-    """Log-strengths of a Bradley–Terry model fitted by Hunter's MM algorithm.
-
-    ``comparisons`` are (index of a, index of b, winner); a tie counts half a win to each side.
-    Every item also plays one tied game against a phantom of strength 1: without it an item
-    that never lost (or never won) has an infinite MLE, and disconnected parts of the vote
-    graph would have no common scale. Items with no votes come out at 0 (the phantom's level).
-    """
-    size = n_items + 1  # the phantom is the last index
-    wins = np.zeros((size, size))
-    for i, j, winner in comparisons:
-        share = {"a": 1.0, "b": 0.0, "tie": 0.5}[winner]
-        wins[i, j] += share
-        wins[j, i] += 1.0 - share
-    wins[:n_items, n_items] += 0.5
-    wins[n_items, :n_items] += 0.5
-    games = wins + wins.T
-    total_wins = wins.sum(axis=1)
-    strength = np.ones(size)
-    for _ in range(max_iter):
-        denominators = (games / (strength[:, None] + strength[None, :])).sum(axis=1)
-        updated = total_wins / denominators
-        updated /= updated[n_items]  # pin the phantom at 1: the scale is otherwise free
-        converged = np.max(np.abs(np.log(updated) - np.log(strength))) < tol
-        strength = updated
-        if converged:
-            break
-    return np.log(strength[:n_items])
 
 
 def connected_groups(n_items: int, edges: Sequence[tuple[int, int]]) -> list[int]:

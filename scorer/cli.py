@@ -1,14 +1,16 @@
 """The ``svgscore`` command line. Results go to stdout (or --output); logs and progress to stderr.
 
 Exit codes: 0 the run completed (broken files are error rows, not failures); 1 the
---baseline regression gate failed; 2 usage or config error; 130 interrupted (records
-already written are kept).
+--baseline regression gate failed; 2 usage or config error; 3 the results could not be
+written (disk full, file-size limit, read-only folder); 130 interrupted by Ctrl-C (SIGINT),
+143 stopped by SIGTERM. On 3, 130 and 143 the records already written are kept.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +109,10 @@ def score(
     fmt = fmt or _format_for(output)
     if resume and (output is None or fmt != "jsonl"):
         raise click.UsageError("--resume continues a JSONL file: give --output FILE.jsonl")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Past a file-size limit (ulimit -f) a write then fails with EFBIG, reported below, instead
+    # of the signal killing the process mid-line.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         prompts = read_manifest(manifest) if manifest else {}
         errors = manifest_errors(manifest) if manifest else {}
@@ -142,9 +148,23 @@ def score(
                 sys.exit(1)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    except KeyboardInterrupt:
-        click.echo("interrupted: records scored so far were written", err=True)
-        sys.exit(130)
+    except OSError as exc:
+        # Output only: unreadable inputs are error rows, and the cache turns itself off.
+        where = exc.filename or output or "stdout"
+        click.echo(f"error: cannot write results to {where}: {exc.strerror or exc}; records written before it are kept", err=True)
+        sys.exit(3)
+    except KeyboardInterrupt as exc:
+        stopped = "stopped by SIGTERM" if isinstance(exc, _Terminated) else "interrupted"
+        click.echo(f"{stopped}: records scored so far were written", err=True)
+        sys.exit(143 if isinstance(exc, _Terminated) else 130)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler, ``timeout``, ``docker stop``): stop as Ctrl-C does, keeping the records."""
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def _say_setup(scorer: Scorer) -> None:

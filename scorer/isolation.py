@@ -3,12 +3,15 @@
 A hostile SVG can make a renderer spin or allocate without end. Each file is analysed in a
 long-lived worker process under ``RLIMIT_AS``; a worker that overruns its deadline is killed
 and replaced (the file gets ``render_timeout``), and one that dies (out of memory, a crash in
-native code) is replaced too (the file gets ``render_error``). Results come back in input
-order so output is the same on every run.
+native code, a kill from outside) is replaced too and its file tried once more in the new one
+(a second death gives ``render_error``). A worker that cannot set itself up (a plugin that will
+not import, a model that will not load) is replaced; a few failures in a row stop the run.
+Results come back in input order so output is the same on every run.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 import multiprocessing.connection
 import os
@@ -79,17 +82,26 @@ def _worker_main(fd: int) -> None:
         except (EOFError, OSError):
             return  # the parent is gone
         attempts_before, started = guard.attempts, time.perf_counter()
-        try:
-            result: Any = work(item)
-        except ItemError as exc:
-            result = exc
-        except MemoryError:
-            result = RenderError(f"out of memory (worker limit {memory_mb} MB)")
-        except RecursionError:
-            result = RenderError("document nesting too deep for the renderer")
-        except Exception as exc:  # noqa: BLE001  (one file's bug must not end the batch)
-            result = InternalError(f"{type(exc).__name__}: {exc}"[:500])
+        result = run_task(work, item, memory_mb)
         conn.send((result, time.perf_counter() - started, guard.attempts - attempts_before))
+
+
+def run_task(work: Callable[[T], R], item: T, memory_mb: int) -> R | ItemError:
+    """One task's result, or the :class:`ItemError` its row gets: what a worker sends back.
+
+    Also the oracle of ``scripts/fuzz.py``, which runs tasks in-process: an ``InternalError``
+    here is a bug in svgscore met by that input.
+    """
+    try:
+        return work(item)
+    except ItemError as exc:
+        return exc
+    except MemoryError:
+        return RenderError(f"out of memory (worker limit {memory_mb} MB)")
+    except RecursionError:
+        return RenderError("document nesting too deep for the renderer")
+    except Exception as exc:  # noqa: BLE001  (one file's bug must not end the batch)
+        return InternalError(f"{type(exc).__name__}: {exc}"[:500])
 
 
 @dataclass
@@ -108,6 +120,7 @@ class _Worker:
     conn: multiprocessing.connection.Connection
     ready: bool = False
     index: int | None = None  # the task it is working on
+    task: Any = None  # ... and the task itself, to hand to another worker if this one dies
     deadline: float = 0.0
 
     def stop(self) -> None:
@@ -130,6 +143,8 @@ class WorkerPool(Generic[T, R]):
         self._startup_failures = 0
         self._closed = False
         self._running = threading.Lock()
+        self._retry: collections.deque[tuple[int, T]] = collections.deque()  # tasks whose worker died
+        self._retried: set[int] = set()
 
     def __enter__(self) -> WorkerPool[T, R]:
         return self
@@ -193,20 +208,23 @@ class WorkerPool(Generic[T, R]):
         exhausted = False
         done: dict[int, R | ItemError] = {}
         next_out = 0
+        self._retry.clear()
+        self._retried.clear()
         while not self._closed:
             # Keep every ready worker busy, but let no more than a few results wait for a slow one.
             for worker in self._idle_workers():
-                if exhausted or len(done) >= 4 * self._jobs:
+                if self._retry:
+                    task = self._retry.popleft()
+                elif exhausted or len(done) >= 4 * self._jobs:
                     break
-                task = next(pending, None)
-                if task is None:
+                elif (task := next(pending, None)) is None:
                     exhausted = True
                     break
-                worker.index = task[0]
+                worker.index, worker.task = task
                 worker.deadline = time.monotonic() + self._timeout_s
                 worker.conn.send(task[1])
             busy = [w for w in self._workers if w.index is not None]
-            if exhausted and not busy and next_out not in done:
+            if exhausted and not busy and not self._retry and next_out not in done:
                 return
             try:
                 self._collect(done)
@@ -235,15 +253,18 @@ class WorkerPool(Generic[T, R]):
                 except (EOFError, OSError):
                     self.stats.deaths += 1
                     if not worker.ready:
-                        self._startup_failures += 1
-                        if self._startup_failures >= _MAX_STARTUP_FAILURES:
-                            raise UsageError(
-                                f"worker processes die while starting (exit code {worker.process.poll()}); "
-                                f"is render.memory_mb ({self._memory_mb}) too low?"
-                            ) from None
-                    if worker.index is not None:
+                        self._startup_failed(
+                            f"worker processes die while starting (exit code {worker.process.poll()}); "
+                            f"is render.memory_mb ({self._memory_mb}) too low?"
+                        )
+                    if worker.index is not None and worker.index not in self._retried:
+                        # Killed from outside (the OOM killer, an operator) or by this file: a
+                        # fresh worker tries it once more, and a second death is the file's.
+                        self._retried.add(worker.index)
+                        self._retry.append((worker.index, worker.task))
+                    elif worker.index is not None:
                         done[worker.index] = RenderError(
-                            f"worker process died (exit code {worker.process.poll()}); "
+                            f"worker process died twice on this file (exit code {worker.process.poll()}); "
                             f"likely the {self._memory_mb} MB memory limit or a renderer crash"
                         )
                     self._replace(i)
@@ -252,17 +273,25 @@ class WorkerPool(Generic[T, R]):
                     worker.ready = True
                     self._startup_failures = 0
                 elif isinstance(message, tuple) and message[0] == _FAILED:
-                    # The same in every worker: fail the run now, with the worker's own words.
-                    raise UsageError(f"worker processes cannot start: {message[1]}")
+                    # A plugin that will not import fails the same way in every worker; a model
+                    # that failed to load in one may load in the next. Replace it, a few times.
+                    self._startup_failed(f"worker processes cannot start: {message[1]}")
+                    self._replace(i)
                 elif worker.index is not None:
                     done[worker.index], seconds, attempts = message
                     self.stats.seconds.append(seconds)
                     self.stats.network_attempts += attempts
-                    worker.index = None
+                    worker.index, worker.task = None, None
             elif worker.index is not None and time.monotonic() >= worker.deadline:
                 self.stats.timeouts += 1
                 done[worker.index] = RenderTimeoutError(f"analysis exceeded {self._timeout_s:g} s and was stopped")
                 self._replace(i)
+
+    def _startup_failed(self, reason: str) -> None:
+        """Count a worker that could not start; stop the run when they keep failing in a row."""
+        self._startup_failures += 1
+        if self._startup_failures >= _MAX_STARTUP_FAILURES:
+            raise UsageError(reason)
 
     def _replace(self, i: int) -> None:
         self._workers[i].stop()

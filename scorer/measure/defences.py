@@ -52,6 +52,7 @@ class OutlinedTextParams(PromptTextParams):
     "outlines, the typographic attack the tree cannot see; needs the ocr extra; use as a gate",
     params=OutlinedTextParams,
     provenance=lambda _: ocr.provenance(),
+    setup=ocr.load,
 )
 def outlined_text(drawing: Drawing, params: OutlinedTextParams) -> Measurement:
     reason = ocr.unavailable()

@@ -34,14 +34,21 @@ def _engine() -> Any:
 
 @lru_cache(maxsize=1)
 def unavailable() -> str | None:
-    """Why OCR cannot run here, or None when it can."""
+    """Why OCR cannot run here (the extra is not installed: the same in every process), or None.
+
+    An engine that is installed but fails to load raises instead: that may be this process's
+    trouble alone, and answering "not checked" would score its files unlike the other workers'.
+    """
     try:
         _engine()
     except ImportError as exc:
         return f"OCR unavailable: {exc.name or 'rapidocr_onnxruntime'} is not installed ({INSTALL_HINT})"
-    except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own types on a broken install)
-        return f"OCR unavailable: {type(exc).__name__}: {exc}"
     return None
+
+
+def load(_params: object = None) -> None:
+    """Load the engine now, at a worker's start (see :func:`unavailable`)."""
+    unavailable()
 
 
 @lru_cache(maxsize=1)

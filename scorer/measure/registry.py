@@ -124,6 +124,7 @@ class Measure:
     factory: Callable[[Any], BatchScorer] | None = None  # batched
     subjects: tuple[tuple[str, ...], ...] = ()
     provenance: Callable[[Any], Mapping[str, Any]] | None = None  # per-file: what the parent records once per run
+    setup: Callable[[Any], None] | None = None  # per-file: run once per worker before its first file
 
     def applies_to(self, prompt: str) -> bool:
         """True when the prompt uses a word from every group in ``subjects``."""
@@ -182,16 +183,19 @@ def check(
     params: type[MeasureParams] = NoParams,
     subjects: tuple[tuple[str, ...], ...] = (),
     provenance: Callable[[Any], Mapping[str, Any]] | None = None,
+    setup: Callable[[Any], None] | None = None,
 ) -> Callable[[Callable[[Any, Any], Measurement]], Callable[[Any, Any], Measurement]]:
     """Register ``fn(drawing, params) -> Measurement`` as the per-file measure ``name``.
 
     ``subjects`` makes it a subject check: groups of words, one of each must be in the prompt.
     ``provenance(params)`` describes what produces its numbers (e.g. an OCR model's version).
+    ``setup(params)`` runs once in each worker before its first file: load a model there, so
+    that a worker where it fails to load is replaced instead of scoring unlike the others.
     """
 
     def register(fn: Callable[[Any, Any], Measurement]) -> Callable[[Any, Any], Measurement]:
         origin = _origin_for(fn.__module__)
-        _register(Measure(name, description, "per_file", params, origin, fn=fn, subjects=subjects, provenance=provenance))
+        _register(Measure(name, description, "per_file", params, origin, fn=fn, subjects=subjects, provenance=provenance, setup=setup))
         return fn
 
     return register

@@ -10,12 +10,22 @@ It answers each request from markers in the user message, so one run can mix out
     [nosvg]      a polite refusal in prose
     (none)       a fenced SVG with some prose around it
 
+A bad network, for tests/test_bad_network.py (each on the first attempt only, then a normal reply):
+
+    [reset]      the connection is reset (RST) before any byte of the reply  [alwaysreset]  every time
+    [partial]    the headers promise a body; half of it arrives, then the connection closes
+    [stall]      half the body arrives, then nothing for ``slow_s`` (beyond the client's timeout)
+    [burst]      the first three attempts answer 500, 502 and 429 (Retry-After 0), then a reply
+    [trickle]    (every time) the body arrives in ten pieces over ~0.2 s: slow, but complete
+
 Every request is recorded (path, headers, JSON body) and the peak number in flight is kept.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -110,6 +120,11 @@ class FakeLLM:
             return _send(http, 429, {"error": {"message": "rate limited"}}, {"Retry-After": self.retry_after})
         if ("[503]" in prompt and attempt == 1) or "[always503]" in prompt:
             return _send(http, 503, {"error": {"message": "overloaded"}})
+        if ("[reset]" in prompt and attempt == 1) or "[alwaysreset]" in prompt:
+            return _reset(http)
+        if "[burst]" in prompt and attempt <= 3:
+            status = (500, 502, 429)[attempt - 1]
+            return _send(http, status, {"error": {"message": f"burst {status}"}}, {"Retry-After": "0"} if status == 429 else None)
         if "[slow]" in prompt:
             self._closing.wait(self.slow_s)
         elif self.delay_s:
@@ -136,7 +151,37 @@ class FakeLLM:
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": stop}],
                 "usage": {"prompt_tokens": 19, "completion_tokens": 321, "total_tokens": 340},
             }  # fmt: skip
+        data = json.dumps(reply).encode()
+        if ("[partial]" in prompt or "[stall]" in prompt) and attempt == 1:
+            _send_head(http, 200, len(data))
+            http.wfile.write(data[: len(data) // 2])
+            http.wfile.flush()
+            if "[stall]" in prompt:
+                self._closing.wait(self.slow_s)
+            http.close_connection = True  # the rest never comes: the client sees the body end early
+            return None
+        if "[trickle]" in prompt:
+            _send_head(http, 200, len(data))
+            for start in range(0, len(data), -(-len(data) // 10)):
+                http.wfile.write(data[start : start + -(-len(data) // 10)])
+                http.wfile.flush()
+                self._closing.wait(0.02)
+            return None
         _send(http, 200, reply)
+
+
+def _reset(http: BaseHTTPRequestHandler) -> None:
+    """Abort the connection: with a zero linger time, close sends RST instead of FIN."""
+    http.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    http.close_connection = True
+    http.connection.close()
+
+
+def _send_head(http: BaseHTTPRequestHandler, status: int, length: int) -> None:
+    http.send_response(status)
+    http.send_header("content-type", "application/json")
+    http.send_header("content-length", str(length))
+    http.end_headers()
 
 
 def _send(http: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:

@@ -49,7 +49,9 @@ bench: $(STAMP)
 # Judge validity on ../shared/corpus/. First the human pairwise votes (JannesKlaas arena, dev half):
 # per shipped config, agreement of its calibration procedure cross-validated by prompt (weights
 # refitted without each held-out prompt) with a bootstrap interval, beside the config as shipped,
-# the trivial judges (more XML elements wins, larger file wins) on the same votes and the nine LLM
+# the trivial judges (more XML elements wins, larger file wins) on the same votes, the same figures
+# with prompts as the unit (prompt-bootstrap intervals of the agreement and of its lead over each
+# trivial judge, prompts won / tied / lost against it: votes on one prompt are not independent) and the nine LLM
 # judges of llm_judges.csv on their 184 votes; then per-component agreement on those votes. Then
 # proxy labels (self-scores, iteration order, model size; written to build/validate/). ~3 min.
 # Offline, CLIP is not counted: the default config's figures are its structural checks renormalised.

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from scorer.cli import main
 from scorer.config import load_config
-from scorer.validate.calibrate import fit_weights, prompt_folds
+from scorer.validate.calibrate import by_prompt, fit_weights, prompt_folds
+from scorer.validate.stats import agreement
 
 from .conftest import LADDER
 
@@ -118,3 +119,46 @@ def test_weights_are_non_negative_and_shrink_to_the_base():
     assert (free >= 0).all() and free[1] == 0.0  # a component pointing the wrong way gets 0, not a negative weight
     shrunk = fit_weights(differences, a_won, 1e6, base)
     np.testing.assert_allclose(shrunk / shrunk.sum(), base, atol=1e-3)
+
+
+def _votes_on(prompts: dict[str, int]) -> list:
+    """``count`` votes per prompt, the left file always the one people picked."""
+    return [((f"{prompt}/a{i}.svg", prompt), (f"{prompt}/b{i}.svg", prompt), "a") for prompt, count in prompts.items() for i in range(count)]
+
+
+def test_by_prompt_counts_prompts_not_votes():
+    # The judge is right on every vote of one big prompt and wrong on every vote of two small
+    # ones: it agrees on most votes but is better than the baseline on one prompt of three.
+    decided = _votes_on({"big": 30, "small 1": 5, "small 2": 5})
+    judge = {(a, b): (1.0, 0.0) if a[1] == "big" else (0.0, 1.0) for a, b, _ in decided}
+    baseline = {(a, b): (1.0, 0.0) if i % 2 else (0.0, 1.0) for i, (a, b, _) in enumerate(decided)}  # every other vote right
+    found = by_prompt(decided, judge, baseline)
+    assert (found.won, found.tied, found.lost) == (1, 0, 2)
+    assert found.difference == pytest.approx(30 / 40 - 20 / 40)
+    # The lead rests on one prompt: resampling prompts puts no-lead draws inside the interval,
+    # where resampling votes (as if independent) would not.
+    assert found.difference_low < 0 < found.difference_high
+    votes_only = agreement([(w, *judge[(a, b)]) for a, b, w in decided])
+    assert found.high - found.low > votes_only.high - votes_only.low
+    assert found == by_prompt(decided, judge, baseline)  # seeded
+
+
+def test_by_prompt_leaves_out_what_a_judge_cannot_decide():
+    decided = _votes_on({"p": 4, "q": 4})
+    judge = {(a, b): (1.0, 0.0) if a[1] == "p" else (0.5, 0.5) for a, b, _ in decided}  # ties on every vote of q
+    baseline = {(a, b): (0.0, 1.0) for a, b, _ in decided}
+    found = by_prompt(decided, judge, baseline)
+    assert (found.won, found.tied, found.lost) == (1, 0, 0)  # q: the judge decided nothing there, so it is not compared
+    assert found.difference == pytest.approx(1.0)
+    assert found.low == found.high == 1.0
+
+
+def test_report_has_prompt_bootstrap_and_prompt_wins(calibrated):
+    report = calibrated[0]
+    for name, found in report["by_prompt"].items():
+        value = report["rows"][name]["value"]
+        assert found["ci95"][0] <= value <= found["ci95"][1]
+        for baseline, versus in found["versus"].items():
+            assert versus["difference"] == pytest.approx(value - report["rows"][baseline]["value"])
+            assert versus["ci95"][0] <= versus["difference"] <= versus["ci95"][1]
+            assert sum(versus["prompts"].values()) <= report["prompts"]

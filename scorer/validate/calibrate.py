@@ -37,11 +37,13 @@ from ..errors import UsageError
 from ..inputs import ScoreItem, read_manifest
 from ..record import ScoreResult
 from .cli import ItemKey, KeyedVote, Results, load_labels
-from .stats import Agreement, Winner, agreement
+from .stats import Agreement, Winner, agreement, preference
 
 DEFAULT_L2 = 0.01
 
 Decided = tuple[ItemKey, ItemKey, Winner]  # both files scored without error, winner "a" or "b"
+Picks = Mapping[tuple[ItemKey, ItemKey], tuple[float | None, float | None]]  # a judge's values of (a, b) per voted pair
+PROMPT_RESAMPLES = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,18 +190,77 @@ def element_count(path: str) -> int | None:
         return None
 
 
-def baselines(decided: Sequence[Decided]) -> dict[str, Agreement]:
-    """The trivial judges on the same votes: more XML elements wins, larger file wins."""
+def baseline_picks(decided: Sequence[Decided]) -> dict[str, Picks]:
+    """The trivial judges' values per voted pair: more XML elements wins, larger file wins."""
     keys = {key for a, b, _ in decided for key in (a, b)}
     elements = {key: element_count(key[0]) for key in keys}
     sizes = {key: float(Path(key[0]).stat().st_size) for key in keys}
     return {
-        "more XML elements wins": agreement([(w, elements[a], elements[b]) for a, b, w in decided]),
-        "larger file wins": agreement([(w, sizes[a], sizes[b]) for a, b, w in decided]),
+        "more XML elements wins": {(a, b): (elements[a], elements[b]) for a, b, _ in decided},
+        "larger file wins": {(a, b): (sizes[a], sizes[b]) for a, b, _ in decided},
     }
 
 
-def judge_figures(path: Path, held_out: Mapping[tuple[ItemKey, ItemKey], tuple[float | None, float | None]]) -> dict[str, Agreement]:
+def baselines(decided: Sequence[Decided]) -> dict[str, Agreement]:
+    """The trivial judges' agreement on the same votes."""
+    return {name: agreement([(w, *picks[(a, b)]) for a, b, w in decided]) for name, picks in baseline_picks(decided).items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ByPrompt:
+    """A judge against a baseline with prompts, not votes, as the unit.
+
+    Votes on one prompt share its files and its difficulty, so they are not independent: a
+    vote-level interval is too narrow when a judge's lead comes from a few prompts. Resampling
+    whole prompts (with their votes) gives the interval a new set of prompts would see.
+    """
+
+    low: float  # prompt-bootstrap 95% interval of the judge's agreement
+    high: float
+    difference: float  # judge's agreement minus the baseline's, each over the votes it decided
+    difference_low: float  # paired prompt-bootstrap 95% interval of that difference
+    difference_high: float
+    won: int  # prompts where the judge agrees with the votes more often than the baseline
+    tied: int
+    lost: int
+
+
+def _hits_by_prompt(decided: Sequence[Decided], picks: Picks, prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per prompt: votes the judge got right, votes it decided (a judge tie or a missing value is not decided)."""
+    index = {prompt: i for i, prompt in enumerate(prompts)}
+    right, counted = np.zeros(len(prompts)), np.zeros(len(prompts))
+    for a, b, winner in decided:
+        judged = preference(*picks[(a, b)])
+        if judged in ("a", "b"):
+            counted[index[a[1]]] += 1
+            right[index[a[1]]] += judged == winner
+    return right, counted
+
+
+def by_prompt(decided: Sequence[Decided], judge: Picks, baseline: Picks, *, resamples: int = PROMPT_RESAMPLES, seed: int = 0) -> ByPrompt:
+    """Prompt-bootstrap interval of ``judge``'s agreement, its paired difference from ``baseline``'s,
+    and on how many prompts it does better, as well, or worse. Seeded: the same votes give the same figures."""
+    prompts = sorted({a[1] for a, _, _ in decided})
+    (right, counted), (base_right, base_counted) = (_hits_by_prompt(decided, picks, prompts) for picks in (judge, baseline))
+    draws = np.random.default_rng(seed).integers(0, len(prompts), size=(resamples, len(prompts)))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a draw of prompts the judge decided none of: NaN, left out
+        rates = right[draws].sum(axis=1) / counted[draws].sum(axis=1)
+        differences = rates - base_right[draws].sum(axis=1) / base_counted[draws].sum(axis=1)
+        own, theirs = right / counted, base_right / base_counted
+        difference = right.sum() / counted.sum() - base_right.sum() / base_counted.sum()
+    low, high = np.nanquantile(rates, [0.025, 0.975])
+    difference_low, difference_high = np.nanquantile(differences, [0.025, 0.975])
+    # A prompt either judge decided no vote of says nothing about which is better there.
+    compared = ~(np.isnan(own) | np.isnan(theirs))
+    return ByPrompt(
+        low=float(low), high=float(high),
+        difference=float(difference),
+        difference_low=float(difference_low), difference_high=float(difference_high),
+        won=int((own > theirs)[compared].sum()), tied=int((own == theirs)[compared].sum()), lost=int((own < theirs)[compared].sum()),
+    )
+
+
+def judge_figures(path: Path, held_out: Picks) -> dict[str, Agreement]:
     """Agreement of each ``judge:<name>`` column of a votes file with its ``winner``, their majority,
     and the calibrated procedure's held-out picks on the same votes."""
     rows = [r for r in csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()) if r["winner"].strip().lower() in ("a", "b")]
@@ -287,12 +348,55 @@ def _table(report: dict[str, Any]) -> str:
     lines = [f"{report['votes_used']} votes used ({report['prompts']} prompts, {report['folds']} folds by prompt, seed {report['seed']}, L2 {report['l2']:g})"]
     width = max(len(name) for name in report["rows"])
     lines += [f"  {name:<{width}}  {_cell(Agreement(*_unpack(f)))}" for name, f in report["rows"].items()]
+    # The held-out prompt's votes cannot move the fold's weights, but they may have chosen the
+    # base weights the fit shrinks towards: then the held-out figure is not held out.
+    lines.append("  (each fold's fit shrinks towards the base config's weights: if those were calibrated on these votes, so was this figure)")
+    lines.append(f"by prompt ({PROMPT_RESAMPLES} resamples of the {report['prompts']} prompts with their votes: votes on one prompt are not independent):")
+    for name, found in report["by_prompt"].items():
+        value = report["rows"][name]["value"]
+        lines.append(f"  {name}: {_number(value)}, prompt-bootstrap 95% [{_number(found['ci95'][0])}, {_number(found['ci95'][1])}]")
+        for baseline, versus in found["versus"].items():
+            low, high = versus["ci95"]
+            lines.append(
+                f"    minus {baseline}: {_signed(versus['difference'])} [{_signed(low)}, {_signed(high)}]; "
+                f"better on {versus['prompts']['won']} prompts, as good on {versus['prompts']['tied']}, worse on {versus['prompts']['lost']}"
+            )
     lines.append("fitted weights (on all votes; the base config's total for these components): " + ", ".join(f"{n} {w:g}" for n, w in report["weights"].items()))
     if report["judges"]:
         lines.append(f"LLM judges ({report['judges_file']}), each on the votes it judged:")
         width = max(len(name) for name in report["judges"])
         lines += [f"  {name:<{width}}  {_cell(Agreement(*_unpack(f)))}" for name, f in report["judges"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None or math.isnan(value) else f"{value:+.3f}"
+
+
+def _prompt_figures(decided: Sequence[Decided], judge: Picks, trivial: Mapping[str, Picks]) -> dict[str, Any]:
+    """A judge's prompt-bootstrap interval and its :class:`ByPrompt` against each trivial judge, as JSON
+    (NaN, a figure no vote decided, as null)."""
+
+    def clean(value: float) -> float | None:
+        return None if math.isnan(value) else value
+
+    found = {name: by_prompt(decided, judge, theirs) for name, theirs in trivial.items()}
+    first = next(iter(found.values()))  # the judge's own interval is the same against every baseline (same seeded draws)
+    return {
+        "ci95": [clean(first.low), clean(first.high)],
+        "versus": {
+            name: {
+                "difference": clean(f.difference),
+                "ci95": [clean(f.difference_low), clean(f.difference_high)],
+                "prompts": {"won": f.won, "tied": f.tied, "lost": f.lost},
+            }
+            for name, f in found.items()
+        },
+    }
 
 
 def _unpack(figure: Mapping[str, Any]) -> tuple[float, float, float, int, int]:
@@ -358,12 +462,16 @@ def calibrate_command(
         base_weights = {name: cfg.weight for name, cfg in base.checks.items()}
         decided = decided_votes(keyed, results)
         found = calibrate(decided, results, base_weights, base.gates, folds=folds, seed=seed, l2=l2)
+        cross_validated, as_is = "calibrated, prompt-cross-validated", f"base config ({base.name})"
         rows = {
-            "calibrated, prompt-cross-validated": _figure(found.cross_validated),
-            f"base config ({base.name})": _figure(found.base),
+            cross_validated: _figure(found.cross_validated),
+            as_is: _figure(found.base),
             **{name: _figure(value) for name, value in baselines(decided).items()},
             "calibrated, on the votes it was fitted on": _figure(found.in_sample),
         }
+        trivial = baseline_picks(decided)
+        judges_by_prompt = {cross_validated: found.held_out, as_is: {(a, b): (results[a].score, results[b].score) for a, b, _ in decided}}
+        prompt_rows = {name: _prompt_figures(decided, picks, trivial) for name, picks in judges_by_prompt.items()}
         judged = {name: _figure(value) for name, value in judge_figures(judges, found.held_out).items()} if judges else {}
         if output is not None:
             text = header(votes, str(base.name), found, seed=seed, l2=l2) + yaml.safe_dump(tuned_config(base_content(base), found.weights), sort_keys=False, allow_unicode=True)
@@ -373,7 +481,7 @@ def calibrate_command(
         raise click.UsageError(str(exc)) from None
     report = {
         "votes_used": len(decided), "prompts": len({a[1] for a, _, _ in decided}), "folds": len(found.folds), "seed": seed, "l2": l2,
-        "rows": rows, "weights": found.weights, "judges": judged, "judges_file": str(judges) if judges else None,
+        "rows": rows, "by_prompt": prompt_rows, "weights": found.weights, "judges": judged, "judges_file": str(judges) if judges else None,
         "output": str(output) if output else None,
     }
     click.echo(json.dumps(report, indent=2, ensure_ascii=False) if fmt == "json" else _table(report), nl=fmt == "json")

@@ -10,7 +10,7 @@ import platform
 import queue
 import sys
 import threading
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from .config import DEFAULT_PROMPT, Config, load_config
 from .errors import ItemError, MeasureUnavailableError
 from .inputs import FileBytes, ScoreItem, discover
 from .isolation import WorkerPool
-from .measure.bind import BoundMeasure, Overrides, bind, outside_origin
+from .measure.bind import BoundMeasure, Overrides, Plan, bind, outside_origin
 from .measure.registry import BatchItem, BatchScorer, Measurement, MeasureUnavailable, resolve_plugin
 from .pipeline import Analysis, FileTask, make_analyzer
 from .record import Component, ErrorInfo, Provenance, ResultKey, ScoreResult
@@ -82,55 +82,28 @@ class Scorer:
     @property
     def pool(self) -> WorkerPool[FileTask, Analysis]:
         if self._pool is None:
-            render = self.config.render
-            self._pool = WorkerPool(
-                functools.partial(make_analyzer, self.config, self._overrides, tuple(sys.path)),
-                jobs=self._jobs,
-                timeout_s=render.timeout_s,
-                memory_mb=render.memory_mb,
-            )
+            self._pool = analysis_pool(self.config, self._overrides, self._jobs)
         return self._pool
+
+    def measure_summaries(self) -> dict[str, list[str]]:
+        """What each loaded batched measure that keeps accounts (an optional ``summary()`` on
+        its BatchScorer: a model judge's calls, cache hits, tokens, cost) says of this
+        Scorer's runs so far."""
+        return {name: list(loaded.summary()) for name, loaded in self._batched.items() if callable(getattr(loaded, "summary", None))}
 
     @property
     def provenance(self) -> Provenance:
         """What produces this Scorer's numbers; loads the batched measures' models on first call."""
         if self._provenance is None:
-            measures: dict[str, dict[str, Any]] = {}
-            for name, bound in self.plan.measures.items():
-                entry = dict(outside_origin(bound.measure) or {})  # built-ins: svgscore's version says it
-                if bound.measure.kind == "batched":
-                    loaded = self._load(bound)
-                    unavailable = isinstance(loaded, MeasureUnavailable)
-                    entry.update({"available": False, "reason": loaded.reason} if unavailable else {"available": True, **loaded.provenance})
-                elif bound.measure.provenance is not None:
-                    entry.update(bound.measure.provenance(bound.params))
-                if entry:
-                    measures[name] = entry
-            self._provenance = Provenance(
-                svgscore=__version__,
-                source_sha256=source_sha256(),
-                config=self.config.name,
-                config_sha256=self.config_sha256,
-                renderer=renderer_provenance(self.config.render.backend),
-                python=platform.python_version(),
-                platform=f"{platform.system()} {platform.machine()}",
-                measures=measures,
-            )
+            batched = {bound.name: batched_provenance(self._load(bound)) for bound in self.plan.batched}
+            self._provenance = make_provenance(self.config, self.plan, batched)
         return self._provenance
 
     def _load(self, bound: BoundMeasure) -> BatchScorer | MeasureUnavailable:
         """A batched measure's scorer, loaded once; or why it cannot run (an error if required)."""
         if bound.name not in self._batched:
-            try:
-                self._batched[bound.name] = bound.measure.factory(bound.params)  # type: ignore[misc]
-            except MeasureUnavailable as exc:
-                self._batched[bound.name] = exc
-            except Exception as exc:  # noqa: BLE001  (an outside measure's bug: unavailable, with the reason)
-                self._batched[bound.name] = MeasureUnavailable(f"{type(exc).__name__} while loading: {exc}"[:300])
-        loaded = self._batched[bound.name]
-        if isinstance(loaded, MeasureUnavailable) and bound.required:
-            raise MeasureUnavailableError(f"measure {bound.name!r} is required by the config but unavailable: {loaded.reason}")
-        return loaded
+            self._batched[bound.name] = load_batched(bound)
+        return require_available(bound, self._batched[bound.name])
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -204,49 +177,125 @@ class Scorer:
         found: dict[int, dict[str, Component | ItemError]] = {id(o): {} for _, o in analysed}
         provenance = self.provenance if analysed else None  # loads the batched measures once
         for bound in self.plan.batched if batch else ():
-            loaded = self._load(bound)
-            measured = [loaded] * len(batch) if isinstance(loaded, MeasureUnavailable) else loaded.measure(batch)
-            for (_, outcome), value in zip(analysed, measured, strict=True):
-                found[id(outcome)][bound.name] = _component(bound, value)
+            for (_, outcome), value in zip(analysed, measure_batch(bound, self._load(bound), batch), strict=True):
+                found[id(outcome)][bound.name] = value
         results = []
         for item, file, outcome in pending:
             if isinstance(outcome, ScoreResult):
                 results.append(outcome)
                 continue
-            result = self._result(item, file, outcome, found.get(id(outcome), {}), provenance or self.provenance)
+            result = make_result(self.plan, self.config, (item.path, file.sha256, item.prompt), outcome, found.get(id(outcome), {}), provenance or self.provenance)
             if self._cache is not None and cacheable(result):
                 self._cache.put(self._cache.key(file.sha256, item.prompt, self.config_sha256, __version__), result.to_dict())
             results.append(result)
         return results
 
-    def _result(
-        self, item: ScoreItem, file: FileBytes, outcome: Analysis | ItemError, batched: dict[str, Component | ItemError], provenance: Provenance
-    ) -> ScoreResult:
-        error, render, components = None, None, {}
-        failed = next((e for e in batched.values() if isinstance(e, ItemError)), None)  # a required measure's error
-        if isinstance(outcome, ItemError) or failed is not None:
-            reason = outcome if isinstance(outcome, ItemError) else failed
-            error = ErrorInfo(reason.code, reason.message)  # type: ignore[union-attr]
-            score, summary = None, f"{error.code}: {error.message}"
-        else:
-            # Components in the config's order, whichever process measured them.
-            components = {name: batched[name] if name in batched else outcome.components[name] for name in self.plan.measures}
-            render = outcome.render
-            score, summary = combine(components, self.config.gates)  # type: ignore[arg-type]
-        return ScoreResult(
-            path=item.path,
-            sha256=file.sha256,
-            prompt=item.prompt,
-            status="ok" if error is None else "error",
-            score=score,
-            summary=summary,
-            error=error,
-            components=components,  # type: ignore[arg-type]
-            render=render,
-            config_sha256=self.config_sha256,
-            provenance=provenance,
-            svgscore_version=__version__,
-        )
+
+
+# -- the stages a Scorer runs, as functions: an executor elsewhere (scorer.executors.ray) runs the
+# same ones on other machines, so its records are this module's records.
+
+
+def analysis_pool(config: Config, overrides: Overrides, jobs: int) -> WorkerPool[FileTask, Analysis]:
+    """Isolated worker processes running the per-file stages (load, render, per-file measures)."""
+    return WorkerPool(
+        functools.partial(make_analyzer, config, overrides, tuple(sys.path)),
+        jobs=jobs,
+        timeout_s=config.render.timeout_s,
+        memory_mb=config.render.memory_mb,
+    )
+
+
+def load_batched(bound: BoundMeasure) -> BatchScorer | MeasureUnavailable:
+    """A batched measure's scorer, or why it cannot run."""
+    try:
+        return bound.measure.factory(bound.params)  # type: ignore[misc]
+    except MeasureUnavailable as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001  (an outside measure's bug: unavailable, with the reason)
+        return MeasureUnavailable(f"{type(exc).__name__} while loading: {exc}"[:300])
+
+
+def require_available(bound: BoundMeasure, loaded: BatchScorer | MeasureUnavailable) -> BatchScorer | MeasureUnavailable:
+    """``loaded`` as it is, unless the config requires the measure and it cannot run."""
+    if isinstance(loaded, MeasureUnavailable) and bound.required:
+        raise MeasureUnavailableError(f"measure {bound.name!r} is required by the config but unavailable: {loaded.reason}")
+    return loaded
+
+
+def batched_provenance(loaded: BatchScorer | MeasureUnavailable) -> dict[str, Any]:
+    """A batched measure's entry in ``provenance.measures``: whether it ran and what ran it."""
+    if isinstance(loaded, MeasureUnavailable):
+        return {"available": False, "reason": loaded.reason}
+    return {"available": True, **loaded.provenance}
+
+
+def make_provenance(config: Config, plan: Plan, batched: Mapping[str, dict[str, Any]]) -> Provenance:
+    """What produces a run's numbers, computed where its records are made; ``batched`` holds
+    each batched measure's :func:`batched_provenance` from wherever its model was loaded."""
+    measures: dict[str, dict[str, Any]] = {}
+    for name, bound in plan.measures.items():
+        entry = dict(outside_origin(bound.measure) or {})  # built-ins: svgscore's version says it
+        if bound.measure.kind == "batched":
+            entry.update(batched[name])
+        elif bound.measure.provenance is not None:
+            entry.update(bound.measure.provenance(bound.params))
+        if entry:
+            measures[name] = entry
+    return Provenance(
+        svgscore=__version__,
+        source_sha256=source_sha256(),
+        config=config.name,
+        config_sha256=plan.sha256,
+        renderer=renderer_provenance(config.render.backend),
+        python=platform.python_version(),
+        platform=f"{platform.system()} {platform.machine()}",
+        measures=measures,
+    )
+
+
+def measure_batch(bound: BoundMeasure, loaded: BatchScorer | MeasureUnavailable, batch: Sequence[BatchItem]) -> list[Component | ItemError]:
+    """One batched measure's component for each analysed file of ``batch``."""
+    measured = [loaded] * len(batch) if isinstance(loaded, MeasureUnavailable) else loaded.measure(batch)
+    return [_component(bound, value) for value in measured]
+
+
+def make_result(
+    plan: Plan,
+    config: Config,
+    key: ResultKey,
+    outcome: Analysis | ItemError,
+    batched: Mapping[str, Component | ItemError],
+    provenance: Provenance,
+) -> ScoreResult:
+    """The record of one file (``key``: path, sha256, prompt): its per-file outcome and its batched
+    measures' components combined, or the error that stopped it."""
+    error, render, components = None, None, {}
+    failed = next((e for e in batched.values() if isinstance(e, ItemError)), None)  # a required measure's error
+    if isinstance(outcome, ItemError) or failed is not None:
+        reason = outcome if isinstance(outcome, ItemError) else failed
+        error = ErrorInfo(reason.code, reason.message)  # type: ignore[union-attr]
+        score, summary = None, f"{error.code}: {error.message}"
+    else:
+        # Components in the config's order, whichever process measured them.
+        components = {name: batched[name] if name in batched else outcome.components[name] for name in plan.measures}
+        render = outcome.render
+        score, summary = combine(components, config.gates)  # type: ignore[arg-type]
+    path, sha256, prompt = key
+    return ScoreResult(
+        path=path,
+        sha256=sha256,
+        prompt=prompt,
+        status="ok" if error is None else "error",
+        score=score,
+        summary=summary,
+        error=error,
+        components=components,  # type: ignore[arg-type]
+        render=render,
+        config_sha256=plan.sha256,
+        provenance=provenance,
+        svgscore_version=__version__,
+    )
 
 
 def _component(bound: BoundMeasure, value: Measurement | ItemError | MeasureUnavailable) -> Component | ItemError:

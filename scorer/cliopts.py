@@ -11,7 +11,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def scorer_options(fn: F) -> F:
-    """``--clip-weights``, ``--device`` and ``--plugin``: they reach the :class:`~scorer.Scorer`
+    """``--clip-weights``, ``--device``, ``--precision`` and ``--plugin``: they reach the :class:`~scorer.Scorer`
     through :func:`scorer_kwargs` as measure parameters and plugin modules."""
     for option in reversed(
         (
@@ -21,6 +21,14 @@ def scorer_options(fn: F) -> F:
                 help="Local open_clip checkpoint for the clip measure (also: SVGSCORE_CLIP_WEIGHTS).",
             ),
             click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the clip measure runs [default: its params.device, auto]."),
+            click.option(
+                "--precision",
+                type=click.Choice(["auto", "fp32", "bf16"]),
+                expose_value=False,  # kept in the context for scorer_kwargs: no command signature changes
+                callback=_remember_precision,
+                help="The clip measure's precision: bf16 where the hardware multiplies it (AMX, AVX-512 BF16, CUDA), "
+                "else fp32 [default: its params.precision, auto]. The record says which one ran.",
+            ),
             click.option(
                 "--plugin",
                 "plugins",
@@ -43,6 +51,18 @@ def config_option(fn: F) -> F:
     )(fn)
 
 
+_PRECISION = "svgscore.clip.precision"
+
+
+def _remember_precision(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[_PRECISION] = value
+
+
 def scorer_kwargs(clip_weights: str | None, device: str | None, plugins: tuple[str, ...]) -> dict[str, Any]:
-    clip = {k: v for k, v in (("weights", clip_weights), ("device", device)) if v is not None}
+    """The Scorer keyword arguments of :func:`scorer_options` (``--precision`` comes from the
+    running command's context)."""
+    context = click.get_current_context(silent=True)
+    precision = context.meta.get(_PRECISION) if context is not None else None
+    clip = {k: v for k, v in (("weights", clip_weights), ("device", device), ("precision", precision)) if v is not None}
     return {"params": {"clip": clip} if clip else None, "plugins": plugins}

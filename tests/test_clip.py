@@ -335,7 +335,7 @@ def test_cli_clip_weights_with_a_model_config(tiny, tmp_path, pelican):
     config = tmp_path / "tiny.yaml"
     # Relative to the YAML's folder, not to the working directory (the repository).
     relative = os.path.relpath(tiny.config_file, tmp_path)
-    config.write_text(yaml.safe_dump({"clip": {"model": tiny.name, "model_config_file": relative}}))
+    config.write_text(yaml.safe_dump({"clip": {"model": tiny.name, "model_config_file": relative, "precision": "fp32"}}))
     run = run_cli(
         "score", "fixtures/ladder", "fixtures/broken", "--config", str(config),
         "--clip-weights", str(tiny.checkpoint), "--format", "json", "--jobs", "1",

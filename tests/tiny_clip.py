@@ -38,11 +38,13 @@ class TinyClip:
     checkpoint: Path
 
     def clip_section(self, **overrides: object) -> dict[str, object]:
-        """The ``clip:`` config section that loads this model from its checkpoint."""
+        """The ``clip:`` config section that loads this model from its checkpoint, in fp32 (what
+        the tests' independent computations use; ``precision="bf16"`` to override)."""
         return {
             "model": self.name,
             "model_config_file": str(self.config_file),
             "weights": str(self.checkpoint),
+            "precision": "fp32",
             **overrides,
         }
 

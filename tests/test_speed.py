@@ -1,0 +1,224 @@
+"""Issue 13: CLIP precision (fp32 / bf16 / auto), the offline probe, and what the workers import.
+
+No test here depends on timing: precision is checked through the record and the config hash,
+determinism by comparing bits, the probe by what it did (how many connects, what it says).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+if "huggingface_hub.constants" in sys.modules:  # imported earlier in this session: the env var was read then
+    sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = True
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+from scorer import Scorer  # noqa: E402
+from scorer.measure import clip as clip_module  # noqa: E402
+from scorer.measure.clip import ClipParams, resolve_precision  # noqa: E402
+
+try:
+    from tiny_clip import TinyClip, build_tiny_clip
+except ImportError:  # tests/ imported as a package
+    from tests.tiny_clip import TinyClip, build_tiny_clip
+
+REPO = Path(__file__).resolve().parents[1]
+LADDER = sorted((REPO / "fixtures" / "ladder").glob("*.svg"))
+PELICAN = REPO / "fixtures" / "ladder" / "05_crude_pelican_on_bicycle.svg"
+SVGSCORE = Path(sys.executable).with_name("svgscore")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> TinyClip:
+    pytest.importorskip("open_clip")
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+
+
+def score_ladder(tiny: TinyClip, precision: str, **kwargs) -> list:
+    with Scorer({"clip": tiny.clip_section(precision=precision)}, jobs=1, **kwargs) as scorer:
+        return [scorer.score_file(path) for path in LADDER]
+
+
+def cosines(results: list) -> list[float]:
+    return [r.components["clip"].details["cosine"] for r in results if r.ok]
+
+
+# -- precision: what auto picks ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (frozenset({"sse4_2", "avx2", "avx512f"}), "fp32"),  # bf16 would be emulated: slower than fp32
+        (frozenset({"avx512f", "avx512_bf16"}), "bf16"),
+        (frozenset({"amx_tile", "amx_bf16", "amx_int8"}), "bf16"),
+        (frozenset(), "fp32"),  # nothing known about the CPU
+    ],
+)
+def test_auto_precision_follows_the_cpu_flags(flags, expected):
+    assert resolve_precision("auto", "cpu", cpu_flags=flags) == expected
+    assert resolve_precision("auto", "auto", cpu_flags=flags, gpu=False) == expected
+
+
+def test_auto_precision_on_cuda_is_bf16_and_explicit_choices_stand():
+    assert resolve_precision("auto", "cuda", cpu_flags=frozenset()) == "bf16"
+    assert resolve_precision("auto", "auto", cpu_flags=frozenset(), gpu=True) == "bf16"
+    assert resolve_precision("fp32", "cuda", cpu_flags=frozenset({"amx_bf16"})) == "fp32"
+    assert resolve_precision("bf16", "cpu", cpu_flags=frozenset()) == "bf16"
+
+
+def test_auto_is_resolved_when_bound_so_hash_and_record_name_the_precision(tiny):
+    resolved = ClipParams().precision
+    assert resolved in ("fp32", "bf16")  # never "auto": the config hash sees what runs
+    auto = Scorer({"clip": tiny.clip_section(precision="auto")})
+    same = Scorer({"clip": tiny.clip_section(precision=resolved)})
+    other = Scorer({"clip": tiny.clip_section(precision="fp32" if resolved == "bf16" else "bf16")})
+    assert auto.plan.measures["clip"].params.precision == resolved
+    assert auto.config_sha256 == same.config_sha256 != other.config_sha256
+
+
+# -- precision: scores, determinism, cache ----------------------------------------------------
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_precision_gives_bit_identical_scores_across_runs(tiny, precision):
+    first, second = score_ladder(tiny, precision), score_ladder(tiny, precision)
+    assert [r.to_dict() for r in first] == [r.to_dict() for r in second]
+    assert all(r.provenance.measures["clip"]["precision"] == precision for r in first)
+
+
+def test_bf16_moves_cosines_a_little_and_says_so(tiny):
+    fp32, bf16 = cosines(score_ladder(tiny, "fp32")), cosines(score_ladder(tiny, "bf16"))
+    assert len(fp32) == len(bf16) > 3
+    assert fp32 != bf16  # the model really ran in another precision
+    assert max(abs(a - b) for a, b in zip(fp32, bf16, strict=True)) < 0.05
+
+
+def test_a_cache_filled_at_one_precision_is_not_used_at_the_other(tiny, tmp_path):
+    fp32 = score_ladder(tiny, "fp32", cache=tmp_path)
+    bf16 = score_ladder(tiny, "bf16", cache=tmp_path)
+    again = score_ladder(tiny, "fp32", cache=tmp_path)
+    assert [r.provenance.measures["clip"]["precision"] for r in bf16 if r.ok] == ["bf16"] * len(cosines(bf16))
+    assert [r.to_dict() for r in again] == [r.to_dict() for r in fp32]
+
+
+def test_cli_precision_flag_reaches_the_record(tiny, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"clip": {"model": tiny.name, "model_config_file": str(tiny.config_file)}}))
+    records = {}
+    for precision in ("fp32", "bf16"):
+        run = subprocess.run(
+            [str(SVGSCORE), "score", str(PELICAN), "--config", str(config), "--clip-weights", str(tiny.checkpoint),
+             "--precision", precision, "--format", "json", "--jobs", "1"],
+            cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        [records[precision]] = json.loads(run.stdout)
+    assert {p: r["provenance"]["measures"]["clip"]["precision"] for p, r in records.items()} == {"fp32": "fp32", "bf16": "bf16"}
+    assert records["fp32"]["config_sha256"] != records["bf16"]["config_sha256"]
+
+
+# -- no stall offline ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def online_hub(monkeypatch):
+    """The hub client believing it is online, pointed at ``ENDPOINT``; every TCP connect counted."""
+    import huggingface_hub.constants as hub
+
+    connects: list[tuple] = []
+    real = socket.create_connection
+
+    def counting(address, *args, **kwargs):
+        connects.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket, "create_connection", counting)
+    monkeypatch.setattr(clip_module, "_probed", {})
+    return hub, connects
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: a connect there is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_hub_makes_clip_unavailable_after_one_probe(online_hub, monkeypatch):
+    hub, connects = online_hub
+    port = closed_port()
+    monkeypatch.setattr(hub, "ENDPOINT", f"http://127.0.0.1:{port}")
+    config = {"clip": {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "weights": None, "precision": "fp32"}}
+    reasons = []
+    for _ in range(2):  # the second Scorer of the run does not ask again
+        with Scorer(config, jobs=1) as scorer:
+            info = scorer.provenance.measures["clip"]
+        assert info["available"] is False
+        reasons.append(info["reason"])
+    assert connects == [("127.0.0.1", port)]
+    assert f"no network (127.0.0.1:{port} unreachable (" in reasons[0]
+    assert "refused" in reasons[0].lower()
+    assert reasons[0] == reasons[1]
+    assert hub.HF_HUB_OFFLINE is True  # remembered: the hub client will not retry either
+
+
+def test_probe_that_gets_no_answer_gives_up_and_says_so(monkeypatch):
+    released = threading.Event()
+
+    def black_hole(address, *args, **kwargs):  # a host that never answers (nor resolves)
+        released.wait(60)
+        raise TimeoutError
+
+    monkeypatch.setattr(socket, "create_connection", black_hole)
+    monkeypatch.setattr(clip_module, "PROBE_TIMEOUT_S", 0.2)
+    try:
+        assert clip_module.probe("https://hub.invalid") == "hub.invalid:443 unreachable (no answer within 0.2 s)"
+    finally:
+        released.set()
+
+
+def test_reachable_host_passes_the_probe(online_hub):
+    _, connects = online_hub
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        assert clip_module.probe(f"http://127.0.0.1:{port}/") is None
+    assert connects == [("127.0.0.1", port)]
+
+
+# -- footprint: workers never import torch ------------------------------------------------------
+
+PROBE_PLUGIN = '''
+import sys
+from scorer.measure.registry import Measurement, NoParams, check
+
+
+@check("imports_torch", "test probe: whether this worker has torch or open_clip loaded")
+def imports_torch(drawing, _: NoParams) -> Measurement:
+    loaded = sorted(m for m in ("torch", "open_clip", "torchvision") if m in sys.modules)
+    return Measurement(0.0 if loaded else 1.0, "loaded: " + ",".join(loaded), {"loaded": loaded})
+'''
+
+
+def test_workers_never_import_torch_while_clip_runs(tiny, tmp_path):
+    plugin = tmp_path / "torch_probe.py"
+    plugin.write_text(PROBE_PLUGIN)
+    config = {"checks": {"clip": {"weight": 0.5, "params": tiny.clip_section()}, "imports_torch": {"weight": 0.5}}}
+    with Scorer(config, jobs=1, plugins=[str(plugin)]) as scorer:
+        results = [scorer.score_file(path) for path in LADDER[:3]]
+    assert "torch" in sys.modules  # the parent did load the model...
+    for result in results:
+        assert result.components["clip"].value is not None  # ...and CLIP ran,
+        assert result.components["imports_torch"].details["loaded"] == []  # but no worker imported torch

@@ -27,9 +27,9 @@ from .compare.regress import check_regression, manifest_models
 from .config import DEFAULT_PROMPT, load_config, packaged_config_text, packaged_configs
 from .errors import UsageError
 from .harness.cli import extract_command, generate_command
-from .inputs import discover, manifest_errors, read_manifest
+from .inputs import ScoreItem, discover, manifest_errors, read_manifest
 from .measure.registry import load_measures, resolve_plugin
-from .record import ResultKey
+from .record import ResultKey, ScoreResult
 from .report import FORMATS, Report, resume_jsonl
 from .serve.cli import serve_command
 from .validate.calibrate import calibrate_command
@@ -70,19 +70,31 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes [default: CPU count].")
 @click.option("--no-cache", is_flag=True, help=f"Neither read nor write the result cache (${CACHE_ENV}, default ~/.cache/svgscore).")
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Model judges (vlm): render and read the judge's answer cache, call nothing; say how many calls a run would make. Writes no results.",
+)
+@click.option(
     "--resume",
     is_flag=True,
     help="Continue an interrupted run into the same --output FILE.jsonl: keep its records and score only "
-    "the files missing (same path, bytes, prompt and config).",
+    "the files missing (same path, bytes, prompt and judge: config, renderer, models).",
 )
 @click.option(
     "--baseline",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Regression gate: an earlier results file (JSONL/JSON). Exit 1 if the mean, a model (the manifest's "
-    "model column) or a file (same path) dropped by more than --max-drop points; error rows count as 0.",
+    "model column) or a file (same path) dropped by more than --max-drop points; error rows count as 0. Exit 2 if "
+    "the baseline was made by a different judge (see --allow-judge-change).",
 )
 @click.option("--max-drop", type=click.FloatRange(min=0), default=2.0, show_default=True, help="With --baseline: the largest drop, in score points, that passes.")
 @click.option("--max-file-drop", type=click.FloatRange(min=0), help="With --baseline: a looser limit for single files [default: --max-drop].")
+@click.option(
+    "--allow-judge-change",
+    is_flag=True,
+    help="With --baseline: gate even if the baseline was made by a different judge (svgscore, config, renderer "
+    "or model versions that can move scores), saying what differs [default: refuse, exit 2].",
+)
 def score(
     paths: tuple[Path, ...],
     prompt: str,
@@ -95,10 +107,12 @@ def score(
     plugins: tuple[str, ...],
     jobs: int | None,
     no_cache: bool,
+    dry_run: bool,
     resume: bool,
     baseline: Path | None,
     max_drop: float,
     max_file_drop: float | None,
+    allow_judge_change: bool,
 ) -> None:
     """Score SVG files and directories (recursively: *.svg, *.svgz).
 
@@ -117,8 +131,11 @@ def score(
         prompts = read_manifest(manifest) if manifest else {}
         errors = manifest_errors(manifest) if manifest else {}
         items = discover(paths or [Path(p) for p in prompts], prompt, prompts, errors)
+        if dry_run:
+            _dry_run(config, items, jobs, scorer_kwargs(clip_weights, device, plugins))
+            return
         before = read_results(baseline) if baseline else None  # a bad baseline fails before any scoring
-        scored: list[dict] = []  # this run's records, for the gate
+        scored: list[ScoreResult] = []  # this run's records, for the gate
         with contextlib.ExitStack() as stack:
             scorer = stack.enter_context(
                 Scorer(config, jobs=jobs, cache=not no_cache, **scorer_kwargs(clip_weights, device, plugins))
@@ -126,9 +143,11 @@ def score(
             done: set[ResultKey] = set()
             if resume:
                 kept = resume_jsonl(output)
-                done = {(r["path"], r["sha256"], r["prompt"]) for r in kept if r.get("config_sha256") == scorer.config_sha256}
-                click.echo(f"resume: {len(kept)} records kept, {len(done)} of them made with this config", err=True)
-                scored = [r for r in kept if (r["path"], r["sha256"], r["prompt"]) in done]
+                # Records another judge made (another config, renderer, model...) are scored again.
+                judge = scorer.provenance.judge()
+                scored = [r for r in kept if r.provenance.judge() == judge]
+                done = {r.key for r in scored}
+                click.echo(f"resume: {len(kept)} records kept, {len(scored)} of them made by this judge (config, renderer, models)", err=True)
             stream = stack.enter_context(_open_output(output, append=resume, atomic=fmt in ("json", "table")))
             report = Report(fmt, stream, list(scorer.plan.measures))
             # Also on Ctrl-C or a crash: what was scored is written. Not on a usage error
@@ -139,11 +158,16 @@ def score(
                     _say_setup(scorer)
                 report.add(result)
                 if before is not None:
-                    scored.append(result.to_dict())
+                    scored.append(result)
+            _say_accounts(scorer)
         if before is not None:
             models = manifest_models(manifest) if manifest else None
-            gate = check_regression(before, scored, max_drop=max_drop, max_file_drop=max_file_drop, models=models)
+            gate = check_regression(
+                before, scored, max_drop=max_drop, max_file_drop=max_file_drop, models=models, allow_judge_change=allow_judge_change
+            )
             click.echo("\n".join(gate.lines()), err=True)
+            if gate.refused:
+                sys.exit(2)
             if gate.failed:
                 sys.exit(1)
     except UsageError as exc:
@@ -167,11 +191,31 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def _say_accounts(scorer: Scorer, *, err: bool = True) -> None:
+    """What the batched measures that keep accounts (model judges) spent this run; on stderr."""
+    for name, lines in scorer.measure_summaries().items():
+        for line in lines:
+            click.echo(f"{name}: {line}", err=err)
+
+
+def _dry_run(config: str | None, items: Iterator[ScoreItem], jobs: int | None, kwargs: dict) -> None:
+    """``score --dry-run``: score with every model judge counting instead of calling, then say on
+    stdout what a run would ask. Files are rendered (a question's key is its picture's hash);
+    the judge's answer cache says which answers a run already has."""
+    with Scorer(config, jobs=jobs, **kwargs) as probe:
+        judges = {b.name: {"dry_run": True} for b in probe.plan.batched if "dry_run" in type(b.params).model_fields}
+    if not judges:
+        raise UsageError("--dry-run: the config has no model judge (vlm); nothing would be called")
+    params = {name: {**(kwargs.get("params") or {}).get(name, {}), **extra} for name, extra in judges.items()}
+    with Scorer(config, jobs=jobs, **{**kwargs, "params": {**(kwargs.get("params") or {}), **params}}) as scorer:
+        files = sum(1 for _ in scorer.score_items(items))
+        click.echo(f"dry run: {files} files rendered, no call made")
+        _say_accounts(scorer, err=False)
+
+
 def _say_setup(scorer: Scorer) -> None:
     """On stderr: what judges this run (config, renderer), and per batched measure whether it loaded."""
-    p = scorer.provenance
-    renderer = " / ".join(str(v) for v in p.renderer.values() if v)
-    click.echo(f"config {p.config or '(library dict)'} ({p.config_sha256[:12]}), renderer {renderer}, svgscore {p.svgscore}", err=True)
+    click.echo(scorer.provenance.summary(), err=True)
     for bound in scorer.plan.batched:
         info = scorer.provenance.measures[bound.name]
         what = " / ".join(str(info[k]) for k in ("model", "pretrained") if info.get(k))
@@ -256,6 +300,9 @@ def _open_output(output: Path | None, *, append: bool, atomic: bool) -> Iterator
     if output is None:
         yield sys.stdout
         return
+    # Only a regular file is replaced by a rename: /dev/null, a FIFO or /dev/stdout is written
+    # in place (renaming onto /dev/null would swap the device for a file).
+    atomic = atomic and (not output.exists() or output.is_file())
     target = output.with_name(output.name + ".partial") if atomic else output
     try:
         with open(target, "a" if append else "w", encoding="utf-8", newline="") as stream:

@@ -155,3 +155,15 @@ def test_version():
 
     proc = run("--version")
     assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_output_to_a_device_or_fifo_is_written_in_place_not_renamed_over(tmp_path):
+    fifo = tmp_path / "results.fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    proc = run("score", "fixtures/ladder/05_crude_pelican_on_bicycle.svg", "--config", STRUCTURAL_CONFIG, "--format", "json", "-o", str(fifo), "--no-cache")
+    out, _ = reader.communicate(timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert fifo.is_fifo()  # still the FIFO: not replaced by a renamed regular file
+    assert not (tmp_path / "results.fifo.partial").exists()
+    assert json.loads(out)[0]["status"] == "ok"

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .errors import UsageError
 from .record import ScoreResult
 
 FORMATS = ("table", "json", "jsonl", "csv")
@@ -103,11 +104,12 @@ class Report:
         Console(file=self.stream, width=None if interactive else 1000, force_terminal=interactive).print(table)
 
 
-def resume_jsonl(path: Path) -> list[dict[str, Any]]:
+def resume_jsonl(path: Path) -> list[ScoreResult]:
     """The complete records of an interrupted JSONL run, cutting off a half-written last line.
 
     A process killed mid-write can leave a partial line; it is removed from the file so that
-    appending continues on a clean line boundary.
+    appending continues on a clean line boundary. A complete line that is not a record means
+    the wrong file: :class:`UsageError`, and the file is left as it was.
     """
     if not path.exists():
         return []
@@ -117,9 +119,13 @@ def resume_jsonl(path: Path) -> list[dict[str, Any]]:
         if not line.endswith(b"\n"):
             break
         try:
-            records.append(json.loads(line))
+            fields = json.loads(line)
         except json.JSONDecodeError:
             break
+        try:
+            records.append(ScoreResult.parse(fields))
+        except ValueError as exc:
+            raise UsageError(f"--resume: {path} line {len(records) + 1} is not a result record ({exc}); is it the right file?") from None
         good_end += len(line)
     if good_end < len(data):
         with open(path, "r+b") as stream:

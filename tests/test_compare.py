@@ -16,6 +16,8 @@ from scorer.compare.leaderboard import (
 )
 from scorer.errors import UsageError
 
+from .records import record
+
 
 def samples(model, scores, prompts=("p",)):
     """One Sample per (prompt, score): scores given per prompt as a list of lists, or one flat list."""
@@ -25,15 +27,6 @@ def samples(model, scores, prompts=("p",)):
         for prompt, values in zip(prompts, per_prompt, strict=False)
         for s in values
     ]
-
-
-def record(path, score, *, prompt="a pelican riding a bicycle", config="c0", error=None):
-    return {
-        "path": path, "sha256": path, "prompt": prompt, "status": "error" if error else "ok", "score": None if error else score,
-        "summary": "", "error": {"code": error, "message": "bad"} if error else None,
-        "components": {} if error else {"parses": {"value": 1.0, "weight": 0.1, "explanation": "ok"}},
-        "render": None, "config_sha256": config, "clip": {"model": None, "pretrained": None, "available": False},
-    }  # fmt: skip
 
 
 def write_jsonl(path, records):
@@ -165,7 +158,7 @@ def test_models_from_folders_stems_results_files_or_a_manifest(tmp_path, monkeyp
 def test_mixed_configs_are_refused_and_duplicates_count_once(tmp_path):
     one = write_jsonl(tmp_path / "a.jsonl", [record("x/1.svg", 50)])
     other = write_jsonl(tmp_path / "b.jsonl", [record("x/2.svg", 50, config="c1")])
-    with pytest.raises(UsageError, match="2 different configs"):
+    with pytest.raises(UsageError, match="2 different judges(.|\n)*b.jsonl \\(1 records\\) differs from a.jsonl \\(1 records\\) in: config_sha256: c0 → c1"):
         collect_records([one, other], by="dir")
     labelled, _ = collect_records([one, one], by="dir")
     assert len(labelled) == 1

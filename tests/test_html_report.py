@@ -1,6 +1,7 @@
 """The HTML report: escaping, self-containment, thumbnails, and the page in a real headless Chromium."""
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -15,8 +16,10 @@ from scorer.cli import main
 from scorer.compare.html import build_html, render_thumbnails
 from scorer.compare.leaderboard import leaderboard, sample_of
 from scorer.config import load_config
+from scorer.record import ScoreResult
 
 from .conftest import FIXTURES, REPO, STRUCTURAL, svg
+from .records import record
 
 STRUCTURAL_CONFIG = str(REPO / "scorer" / "configs" / "structural.yaml")
 # Would change the page if it ever ran: as SVG script, as an event handler, as markup in text.
@@ -34,12 +37,7 @@ CARDS = len(list((FIXTURES / "ladder").glob("*.svg"))) + BROKEN_COUNT + 2  # + t
 
 
 def fake_record(path, score, *, prompt="a pelican riding a bicycle", error=None):
-    return {
-        "path": path, "sha256": "0" * 64, "prompt": prompt, "status": "error" if error else "ok", "score": score,
-        "summary": "", "error": {"code": error, "message": HOSTILE_TEXT} if error else None,
-        "components": {} if error else {"parses": {"value": 1.0, "weight": 0.1, "explanation": HOSTILE_TEXT}},
-        "render": None, "config_sha256": "c", "clip": {"model": None, "pretrained": None, "available": False},
-    }  # fmt: skip
+    return ScoreResult.from_dict(record(path, score, prompt=prompt, error=error, message=HOSTILE_TEXT, explanation=HOSTILE_TEXT))
 
 
 def page(labelled):
@@ -74,10 +72,10 @@ def test_thumbnails_come_from_isolated_renders(tmp_path):
     changed = tmp_path / "changed.svg"
     changed.write_text(HOSTILE_SVG)
     records = [
-        {"path": str(hostile), "sha256": hashlib.sha256(HOSTILE_SVG.encode()).hexdigest(), "status": "ok"},
-        {"path": str(changed), "sha256": "stale", "status": "ok"},
-        {"path": str(tmp_path / "gone.svg"), "sha256": "x", "status": "ok"},
-        {"path": str(FIXTURES / "broken" / "not_xml.svg"), "sha256": "x", "status": "error"},
+        dataclasses.replace(fake_record(str(hostile), 50.0), sha256=hashlib.sha256(HOSTILE_SVG.encode()).hexdigest()),
+        dataclasses.replace(fake_record(str(changed), 50.0), sha256="stale"),
+        fake_record(str(tmp_path / "gone.svg"), 50.0),
+        fake_record(str(FIXTURES / "broken" / "not_xml.svg"), None, error="parse_error"),
     ]
     thumbs = render_thumbnails(records, load_config(STRUCTURAL), jobs=1, size=64)
     assert set(thumbs) == {str(hostile), str(changed), str(tmp_path / "gone.svg")}  # error rows get none

@@ -66,7 +66,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(corpus, uninterrupted, t
 
     resumed = subprocess.run(command(corpus, "-o", out, "--resume"), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resume: {kept} records kept, {kept} of them made with this config" in resumed.stderr
+    assert f"resume: {kept} records kept, {kept} of them made by this judge" in resumed.stderr
     assert out.read_text() == uninterrupted
     assert all(json.loads(line) for line in out.read_text().splitlines())
 

@@ -14,6 +14,7 @@ import click
 
 from ..config import load_config
 from ..errors import UsageError
+from ..record import distinct_provenances
 from .leaderboard import (
     DEFAULT_RESAMPLES,
     DEFAULT_SEED,
@@ -57,6 +58,12 @@ def _shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--resamples", type=click.IntRange(min=100), default=DEFAULT_RESAMPLES, show_default=True, help="Bootstrap resamples."),
         click.option("--seed", type=click.IntRange(min=0), default=DEFAULT_SEED, show_default=True, help="Bootstrap seed: same seed, same intervals."),
+        click.option(
+            "--allow-judge-change",
+            is_flag=True,
+            help="Compare records made by different judges (svgscore, config, renderer or model versions that can "
+            "move scores), saying what differs, instead of refusing (exit 2).",
+        ),
         click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="HTML only: limits and renderer for the thumbnails [default: built-in]."),
         click.option("--jobs", "-j", type=click.IntRange(min=1), help="HTML only: worker processes rendering thumbnails [default: CPU count]."),
         click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout."),
@@ -112,6 +119,7 @@ def _run(
     errors: str,
     resamples: int,
     seed: int,
+    allow_judge_change: bool,
     config_path: Path | None,
     jobs: int | None,
     output: Path | None,
@@ -120,8 +128,15 @@ def _run(
 ) -> None:
     try:
         by = by or default_grouping(manifest=manifest is not None, results_files=len(results))
-        labelled, notes = collect_records(results, by=by, manifest=manifest)
-        board = leaderboard([sample_of(m, r) for m, r in labelled], errors=errors, resamples=resamples, seed=seed, notes=notes)  # type: ignore[arg-type]
+        labelled, notes = collect_records(results, by=by, manifest=manifest, allow_judge_change=allow_judge_change)
+        board = leaderboard(
+            [sample_of(m, r) for m, r in labelled],
+            errors=errors,  # type: ignore[arg-type]
+            resamples=resamples,
+            seed=seed,
+            notes=notes,
+            provenance=distinct_provenances(r.provenance for _, r in labelled),
+        )
         # Everything is made before anything is written: a failure leaves no half file.
         buffer = io.StringIO()
         _write(fmt, labelled, board, buffer if output else sys.stdout, config_path=config_path, jobs=jobs, all_pairs=all_pairs, title=title)

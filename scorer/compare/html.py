@@ -29,8 +29,8 @@ from ..errors import ItemError
 from ..inputs import ScoreItem
 from ..isolation import WorkerPool
 from ..load import load_svg
+from ..record import Provenance, ScoreResult, provenance_differences
 from ..render import render
-from ..version import __version__
 from .leaderboard import Interval, Labelled, Leaderboard
 
 THUMBNAIL_PX = 256  # longer side; enough to judge a drawing by eye, small enough for hundreds
@@ -57,12 +57,12 @@ def make_thumbnailer(config: Config, size: int) -> Callable[[bytes], bytes]:
 
 
 def render_thumbnails(
-    records: Iterable[Mapping[str, Any]], config: Config, *, jobs: int | None = None, size: int = THUMBNAIL_PX
+    records: Iterable[ScoreResult], config: Config, *, jobs: int | None = None, size: int = THUMBNAIL_PX
 ) -> dict[str, Thumbnail]:
     """A thumbnail per distinct ``path`` among the ``records`` that scored, rendered with
     ``config``'s limits, renderer, time and memory bounds. A file gone or changed since
     scoring says so. Error rows get none: their record already says why there is no picture."""
-    expected = {r["path"]: r.get("sha256", "") for r in records if r.get("path") and r.get("status") == "ok"}
+    expected = {r.path: r.sha256 for r in records if r.path and r.ok}
     files = {path: ScoreItem(path, "").read(config.limits) for path in expected}
     readable = [path for path, file in files.items() if file.error is None]
     thumbnails = {path: Thumbnail(problem=f"{file.error.code}: {file.error.message}") for path, file in files.items() if file.error}
@@ -91,12 +91,12 @@ def build_html(
 ) -> str:
     """The whole page as one string."""
     models = [m.model for m in board.models]
-    prompts = sorted({str(r.get("prompt", "")) for _, r in labelled})
-    configs = sorted({str(r.get("config_sha256", ""))[:12] for _, r in labelled})
-    cards = "\n".join(_card(i, model, record, thumbnails.get(record.get("path") or "")) for i, (model, record) in enumerate(labelled))
+    prompts = sorted({r.prompt for _, r in labelled})
+    cards = "\n".join(_card(i, model, record, thumbnails.get(record.path or "")) for i, (model, record) in enumerate(labelled))
     body = f"""<header>
 <h1>{_e(title)}</h1>
-<p>{len(labelled)} drawings · {len(models)} models · {len(prompts)} prompts · config {_e(", ".join(configs))} · svgscore {_e(__version__)}</p>
+<p>{len(labelled)} drawings · {len(models)} models · {len(prompts)} prompts</p>
+{_judges(board.provenance)}
 </header>
 <section id="leaderboard">
 <h2>Leaderboard</h2>
@@ -214,6 +214,30 @@ def _leaderboard_table(board: Leaderboard) -> str:
     return f'<div class="wide"><table class="board sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
+def _judges(judges: Sequence[Provenance]) -> str:
+    """What made the scores, every field, one column per judge (several only when the comparison
+    was allowed to mix them); fields that differ between judges are marked."""
+    if not judges:
+        return ""
+    flat = [{**p.judge(), **p.setting()} for p in judges]
+    fields = list(dict.fromkeys(k for f in flat for k in f))
+    differing = {d.what for other in judges[1:] for d in provenance_differences(judges[0], other)}
+    head = "".join(f"<th>judge {i}</th>" for i in range(1, len(judges) + 1)) if len(judges) > 1 else "<th></th>"
+    rows = "".join(
+        ("<tr class=\"differs\">" if what in differing else "<tr>")
+        + f"<th>{_e(what)}</th>"
+        + "".join(f"<td>{_e(_value(f.get(what)))}</td>" for f in flat)
+        + "</tr>"
+        for what in fields
+    )
+    summary = "judge: " + _e(judges[0].summary()) if len(judges) == 1 else f"{len(judges)} different provenances: the marked rows differ"
+    return f'<details id="provenance"{" open" if len(judges) > 1 else ""}><summary>{summary}</summary><table class="provenance"><thead><tr><th>provenance</th>{head}</tr></thead><tbody>{rows}</tbody></table></details>'
+
+
+def _value(value: object) -> str:
+    return "—" if value is None else str(value)
+
+
 def _verdicts(board: Leaderboard) -> str:
     lines = board.sentences()
     return '<ul class="verdicts">' + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>"
@@ -241,22 +265,22 @@ def _pair_matrix(board: Leaderboard) -> str:
     return f'<div class="wide"><table class="pairs"><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
-def _card(index: int, model: str, record: Mapping[str, Any], thumbnail: Thumbnail | None) -> str:
-    path, prompt = str(record.get("path") or "<memory>"), str(record.get("prompt", ""))
-    score = record.get("score") if record.get("status") == "ok" else None
+def _card(index: int, model: str, record: ScoreResult, thumbnail: Thumbnail | None) -> str:
+    path, prompt = record.path or "<memory>", record.prompt
+    score = record.score if record.ok else None
     if thumbnail is not None and thumbnail.uri:
         picture = f'<img src="{thumbnail.uri}" alt="render of {_e(path)}">'
     else:
-        problem = thumbnail.problem if thumbnail else (record.get("error") or {}).get("code", "no file to render")
+        problem = thumbnail.problem if thumbnail else (record.error.code if record.error else "no file to render")
         picture = f'<div class="noimg">{_e(problem)}</div>'
     notes = []
-    if record.get("error"):
-        notes.append(f'<p class="error">{_e(record["error"].get("code"))}: {_e(record["error"].get("message"))}</p>')
+    if record.error:
+        notes.append(f'<p class="error">{_e(record.error.code)}: {_e(record.error.message)}</p>')
     if thumbnail is not None and thumbnail.uri and thumbnail.problem:
         notes.append(f'<p class="warn">{_e(thumbnail.problem)}</p>')
     components = "".join(
-        f"<tr><td>{_e(name)}</td><td>{_fmt(c.get('value'), '.2f')}</td><td>{_fmt(c.get('weight'), 'g')}</td><td>{_e(c.get('explanation', ''))}</td></tr>"
-        for name, c in (record.get("components") or {}).items()
+        f"<tr><td>{_e(name)}</td><td>{_fmt(c.value, '.2f')}</td><td>{_fmt(c.weight, 'g')}</td><td>{_e(c.explanation)}</td></tr>"
+        for name, c in record.components.items()
     )
     details = (
         f"<details><summary>components</summary><table><tr><th>check</th><th>value</th><th>weight</th><th>why</th></tr>{components}</table></details>"
@@ -275,6 +299,7 @@ def _card(index: int, model: str, record: Mapping[str, Any], thumbnail: Thumbnai
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1400px;padding:0 16px;color:#222}
 h1{margin:16px 0 4px}header p{margin:0;color:#666}
+#provenance summary{color:#666;cursor:pointer;overflow-wrap:anywhere}.provenance td,.provenance th{text-align:left;font-size:12px}.provenance tr.differs{background:#fec}
 .wide{overflow-x:auto}table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
 td:nth-child(2),th:nth-child(2){text-align:left}
 .sortable th{cursor:pointer;user-select:none}.sortable th[aria-sort=ascending]::after{content:" ▲"}.sortable th[aria-sort=descending]::after{content:" ▼"}

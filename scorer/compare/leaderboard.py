@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..inputs import read_manifest_rows
+from ..record import Provenance, ScoreResult, provenance_differences
 
 ErrorPolicy = Literal["zero", "exclude"]
 ERROR_POLICIES: tuple[ErrorPolicy, ...] = ("zero", "exclude")
@@ -95,6 +96,7 @@ class Leaderboard:
     resamples: int
     seed: int
     notes: list[str] = field(default_factory=list)
+    provenance: list[Provenance] = field(default_factory=list)  # what made the scores: one judge, unless allowed otherwise
 
     def adjacent_pairs(self) -> list[PairComparison]:
         """Each model against the next one down: whether the ranking's every step is real."""
@@ -135,15 +137,16 @@ class Leaderboard:
 # -- reading ---------------------------------------------------------------------------------
 
 
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """Records from a results file: JSONL (``score -o x.jsonl``) or a JSON array (``--format json``)."""
+def read_results(path: Path) -> list[ScoreResult]:
+    """Records from a results file: JSONL (``score -o x.jsonl``) or a JSON array (``--format json``),
+    of record version 1 or 2."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read results {path}: {exc.strerror}") from None
     if text.lstrip().startswith("["):
         try:
-            return list(json.loads(text))
+            return [_record(data, f"results {path} item {number}") for number, data in enumerate(json.loads(text), start=1)]
         except json.JSONDecodeError as exc:
             raise UsageError(f"results {path}: not JSON ({exc.msg})") from None
     records = []
@@ -152,12 +155,20 @@ def read_results(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            data = json.loads(line)
         except json.JSONDecodeError as exc:
             if number == len(lines) and not text.endswith("\n"):
                 break  # a run still being written (or killed): its last line is half a record
             raise UsageError(f"results {path} line {number}: not JSON ({exc.msg})") from None
+        records.append(_record(data, f"results {path} line {number}"))
     return records
+
+
+def _record(data: Any, where: str) -> ScoreResult:
+    try:
+        return ScoreResult.parse(data)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
 
 
 def default_grouping(*, manifest: bool, results_files: int) -> str:
@@ -168,7 +179,7 @@ def default_grouping(*, manifest: bool, results_files: int) -> str:
     return "results" if results_files > 1 else "dir"
 
 
-Labelled = tuple[str, dict[str, Any]]  # (model, result record)
+Labelled = tuple[str, ScoreResult]  # (model, result record)
 
 
 def collect_records(
@@ -176,30 +187,30 @@ def collect_records(
     *,
     by: str,
     manifest: Path | None = None,
+    allow_judge_change: bool = False,
 ) -> tuple[list[Labelled], list[str]]:
     """Read results files and name each record's model; returns the labelled records and notes
-    on what was left out.
+    on what was left out (and, when allowed, on the judges that differ).
 
     ``by`` is a manifest column (with ``manifest``), or one of :data:`PATH_GROUPINGS`:
     ``dir`` (the SVG's folder name), ``stem`` (its file name without suffix) or ``results``
     (the results file's name without suffix). A record listed twice (same path, bytes and
     prompt) counts once, the later one winning.
+
+    Scores are only comparable when one judge made them: records whose provenance differs in
+    anything that can move scores (:func:`~scorer.record.provenance_differences`) are refused
+    with a :class:`UsageError` naming the differences, unless ``allow_judge_change``.
     """
     rows = read_manifest_rows(manifest) if manifest else None
     if by not in PATH_GROUPINGS and rows is None:
         raise UsageError(f"--by {by}: a manifest column needs --manifest (without one: {', '.join(PATH_GROUPINGS)})")
     if rows is not None and by not in PATH_GROUPINGS and not any(by in row for row in rows.values()):
         raise UsageError(f"manifest {manifest} has no column {by!r}")
-    latest: dict[tuple[Any, ...], tuple[Path, dict[str, Any]]] = {}
+    latest: dict[tuple[Any, ...], tuple[Path, ScoreResult]] = {}
     for source in results:
         for record in read_results(source):
-            latest[(record.get("path"), record.get("sha256"), record.get("prompt"))] = (source, record)
-    configs = {record.get("config_sha256") for _, record in latest.values()}
-    if len(configs) > 1:
-        raise UsageError(
-            f"the results were made with {len(configs)} different configs; scores are only comparable "
-            "under one config (score every model with the same --config and CLIP weights)"
-        )
+            latest[record.key] = (source, record)
+    notes = _judge_notes(list(latest.values()), allow_judge_change)
     labelled, unlisted = [], 0
     for source, record in latest.values():
         model = _model_of(record, source, by, rows)
@@ -207,14 +218,46 @@ def collect_records(
             unlisted += 1
         else:
             labelled.append((model, record))
-    notes = [f"{unlisted} records have no {by!r} (not in the manifest, or no file) and were left out"] if unlisted else []
+    if unlisted:
+        notes.insert(0, f"{unlisted} records have no {by!r} (not in the manifest, or no file) and were left out")
     if not labelled:
         raise UsageError("no records to compare" + (f" ({notes[0]})" if notes else ""))
     return labelled, notes
 
 
-def _model_of(record: Mapping[str, Any], source: Path, by: str, rows: Mapping[str, Mapping[str, str]] | None) -> str | None:
-    path = record.get("path")
+def _judge_notes(records: Sequence[tuple[Path, ScoreResult]], allow: bool) -> list[str]:
+    """Refuse records made by different judges (say how each differs from the first), or with
+    ``allow`` return that as a note for the output."""
+    groups: dict[str, list[tuple[Path, ScoreResult]]] = defaultdict(list)
+    for source, record in records:
+        groups[record.provenance.fingerprint()].append((source, record))
+    if len(groups) < 2:
+        return []
+    first, *others = groups.values()
+    lines = []
+    for group in others:
+        moved = [str(d) for d in provenance_differences(first[0][1].provenance, group[0][1].provenance) if d.moves_scores]
+        if moved:
+            lines.append(f"{_where(group)} differs from {_where(first)} in: {'; '.join(moved)}")
+    if not lines:
+        return []  # the same judge on different machines: recorded in the provenance, not a conflict
+    judges = f"the results were made by {len(lines) + 1} different judges"
+    if allow:
+        return [f"Mixed judges, compared anyway (--allow-judge-change): {judges}, so differences may come from the judge. " + " ".join(lines)]
+    raise UsageError(
+        f"{judges}; scores are only comparable under one judge (same svgscore, config, renderer and models):\n  "
+        + "\n  ".join(lines)
+        + "\nre-score with one judge, or pass --allow-judge-change to compare anyway"
+    )
+
+
+def _where(group: Sequence[tuple[Path, ScoreResult]]) -> str:
+    files = sorted({source.name for source, _ in group})
+    return f"{', '.join(files[:3])}{' …' if len(files) > 3 else ''} ({len(group)} records)"
+
+
+def _model_of(record: ScoreResult, source: Path, by: str, rows: Mapping[str, Mapping[str, str]] | None) -> str | None:
+    path = record.path
     if by == "results":
         return source.stem
     if path is None:
@@ -229,15 +272,15 @@ def _model_of(record: Mapping[str, Any], source: Path, by: str, rows: Mapping[st
     return (row.get(by) or None) if row else None
 
 
-def sample_of(model: str, record: Mapping[str, Any]) -> Sample:
+def sample_of(model: str, record: ScoreResult) -> Sample:
     """What the leaderboard needs of a result record."""
-    failed = record.get("status") != "ok" or record.get("score") is None
+    failed = not record.ok or record.score is None
     return Sample(
         model=model,
-        prompt=str(record.get("prompt", "")),
-        score=None if failed else float(record["score"]),
-        components={name: c.get("value") for name, c in (record.get("components") or {}).items()},
-        error=((record.get("error") or {}).get("code") or "no_score") if failed else None,
+        prompt=record.prompt,
+        score=None if failed else float(record.score),  # type: ignore[arg-type]
+        components={name: c.value for name, c in record.components.items()},
+        error=(record.error.code if record.error else "no_score") if failed else None,
     )
 
 
@@ -251,9 +294,11 @@ def leaderboard(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
     notes: Sequence[str] = (),
+    provenance: Sequence[Provenance] = (),
 ) -> Leaderboard:
     """Per-model summaries (best first) and every pairwise comparison; ``notes`` (e.g. what
-    :func:`collect_records` left out) are carried into the output."""
+    :func:`collect_records` left out) and ``provenance`` (what made the scores, e.g.
+    :func:`~scorer.record.distinct_provenances` of the records) are carried into the output."""
     if errors not in ERROR_POLICIES:
         raise UsageError(f"errors must be one of {ERROR_POLICIES}, not {errors!r}")
     samples = list(samples)
@@ -282,7 +327,7 @@ def leaderboard(
         notes.append(
             "One prompt only: the intervals cover sample-to-sample variation on this prompt and say nothing about others."
         )
-    return Leaderboard(summaries, pairs, components, errors, resamples, seed, notes)
+    return Leaderboard(summaries, pairs, components, errors, resamples, seed, notes, list(provenance))
 
 
 def _scores_by_prompt(group: Sequence[Sample], errors: ErrorPolicy) -> dict[str, np.ndarray]:

@@ -8,6 +8,12 @@ one (``max_file_drop``): single drawings are noisier than means, and with equal 
 mean can never fail without some file failing too.
 Files only in one run are listed but never fail the gate (a generator may add or retire
 outputs); a run sharing *no* file with a non-empty baseline fails, since it checked nothing.
+
+A drop only means the drawings got worse if the same judge scored both runs. When the records'
+provenance differs in anything that can move scores (a renderer or cairo upgrade, another
+checkpoint or precision, another config, another svgscore), the gate is *refused*: it lists
+what differs and does not judge the drawings, unless ``allow_judge_change`` (then it judges
+them and says the judge changed).
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..inputs import read_manifest_rows
+from ..record import Difference, Provenance, ScoreResult, distinct_provenances, provenance_differences
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,13 @@ class GateReport:
     models: list[Change]  # models whose mean dropped by more than max_drop, worst first
     new: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    config_changed: bool = False
+    judge_changes: list[Difference] = field(default_factory=list)  # baseline → now, those that can move scores first
+    allow_judge_change: bool = False
+
+    @property
+    def refused(self) -> bool:
+        """The judge changed in a way that can move scores, and that was not allowed: nothing was judged."""
+        return not self.allow_judge_change and any(d.moves_scores for d in self.judge_changes)
 
     @property
     def failed(self) -> bool:
@@ -61,9 +73,22 @@ class GateReport:
 
     def lines(self) -> list[str]:
         """What CI prints: the verdict first, then what dropped, then what was not compared."""
+        moved = [f"    {d}" for d in self.judge_changes if d.moves_scores]
+        unmoved = [f"    {d}" for d in self.judge_changes if not d.moves_scores]
+        if self.refused:
+            return [
+                "regression gate: REFUSED, the baseline was made by a different judge, so a change in score would not be the drawings' doing:",
+                *moved,
+                *(["  also differs (does not move scores):", *unmoved] if unmoved else []),
+                "  make a new baseline with this judge (this run's records were written), or pass --allow-judge-change to gate anyway",
+            ]
         verdict = "FAILED" if self.failed else "passed"
         limits = f"{self.max_drop:g} points" + (f", {self.max_file_drop:g} per file" if self.max_file_drop != self.max_drop else "")
         out = [f"regression gate (max drop {limits}): {verdict}"]
+        if moved:
+            out += ["  the judge changed since the baseline (gated anyway: --allow-judge-change); differences may come from it:", *moved]
+        if unmoved:
+            out += ["  made elsewhere than the baseline (does not move scores):", *unmoved]
         if self.mean is None:
             out.append("  no file in common with the baseline: nothing was compared (same paths, scored from the same folder?)")
         else:
@@ -78,22 +103,22 @@ class GateReport:
         for label, paths in (("new (not in the baseline)", self.new), ("missing (in the baseline, not scored now)", self.missing)):
             if paths:
                 out.append(f"  {_count(len(paths), 'file')} {label}, not gated: {', '.join(paths[:10])}{' …' if len(paths) > 10 else ''}")
-        if self.config_changed:
-            out.append("  note: the baseline was made with a different config; differences may come from the config, not the files")
         return out
 
 
 def check_regression(
-    baseline: Iterable[Mapping[str, Any]],
-    current: Iterable[Mapping[str, Any]],
+    baseline: Iterable[ScoreResult],
+    current: Iterable[ScoreResult],
     *,
     max_drop: float,
     max_file_drop: float | None = None,
     models: Mapping[str, str] | None = None,
+    allow_judge_change: bool = False,
 ) -> GateReport:
     """Compare two runs' records. ``models`` maps resolved paths of the current run's files to
     their model (:func:`manifest_models`), for per-model means; without it only files and the
-    mean are gated. ``max_file_drop`` defaults to ``max_drop``."""
+    mean are gated. ``max_file_drop`` defaults to ``max_drop``. See the module's note on a
+    changed judge for ``allow_judge_change``."""
     file_limit = max_drop if max_file_drop is None else max_file_drop
     before, after = _by_path(baseline), _by_path(current)
     common = [path for path in after if path in before]
@@ -126,7 +151,6 @@ def check_regression(
             if -change.delta > max_drop:
                 model_changes.append(change)
         model_changes.sort(key=lambda c: (c.delta, c.name))
-    configs = {r.get("config_sha256") for r in before.values()} | {r.get("config_sha256") for r in after.values()}
     return GateReport(
         max_drop=max_drop,
         max_file_drop=file_limit,
@@ -136,8 +160,20 @@ def check_regression(
         models=model_changes,
         new=sorted(set(after) - set(before)),
         missing=sorted(set(before) - set(after)),
-        config_changed=len(configs) > 1,
+        judge_changes=judge_changes([r.provenance for r in before.values()], [r.provenance for r in after.values()]),
+        allow_judge_change=allow_judge_change,
     )
+
+
+def judge_changes(before: Iterable[Provenance], after: Iterable[Provenance]) -> list[Difference]:
+    """What differs between the judges of two runs (each may hold several: a resumed run, a
+    cache hit from before an upgrade), each difference once, those that move scores first."""
+    found: dict[str, Difference] = {}
+    for old in distinct_provenances(before):
+        for new in distinct_provenances(after):
+            for difference in provenance_differences(old, new):
+                found.setdefault(str(difference), difference)
+    return sorted(found.values(), key=lambda d: not d.moves_scores)
 
 
 def manifest_models(manifest: Path) -> dict[str, str]:
@@ -149,16 +185,14 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _by_path(records: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+def _by_path(records: Iterable[ScoreResult]) -> dict[str, ScoreResult]:
     # A path listed twice (a resumed run, or two prompts): the later record wins.
-    return {os.path.normpath(r["path"]): r for r in records if r.get("path")}
+    return {os.path.normpath(r.path): r for r in records if r.path}
 
 
-def _score(record: Mapping[str, Any]) -> float:
-    score = record.get("score")
-    return float(score) if record.get("status") == "ok" and score is not None else 0.0
+def _score(record: ScoreResult) -> float:
+    return float(record.score) if record.ok and record.score is not None else 0.0
 
 
-def _error(record: Mapping[str, Any]) -> str:
-    error = record.get("error") or {}
-    return f"now {error['code']}" if error.get("code") else ""
+def _error(record: ScoreResult) -> str:
+    return f"now {record.error.code}" if record.error else ""

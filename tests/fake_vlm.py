@@ -17,6 +17,10 @@ Markers in the prompt choose failures, per request:
     [slow]       waits ``slow_s`` (beyond the client's timeout) every time
     [fence]      the JSON inside a ```json fence (accepted)
     [echo]       the reason quotes the key it was sent (it must be redacted)
+    [noisy]      pointwise scores moved by the request's seed: seed 0 → +0, 1 → +3, 2 → −2 (their median: +0)
+
+With ``gate`` (a :class:`threading.Barrier`), each request waits until that many are in flight:
+a concurrency limit is then observed without depending on timing.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import hashlib
 import io
 import json
 import re
+import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -49,6 +54,7 @@ def criterion_score(share: float, weight: float) -> int:
 class FakeVLM(FakeLLM):
     bias_margin: float = 0.02
     images_seen: int = 0
+    gate: threading.Barrier | None = None
 
     def _answer(self, http: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         anthropic = http.path == "/v1/messages"
@@ -64,6 +70,11 @@ class FakeVLM(FakeLLM):
             return _send(http, 401, {"error": {"message": f"Incorrect API key provided: {sent_key}"}})
         if "[429]" in prompt and attempt == 1:
             return _send(http, 429, {"error": {"message": "rate limited"}}, {"Retry-After": self.retry_after})
+        if self.gate is not None:
+            try:
+                self.gate.wait(timeout=30)  # a hang guard only: with the limit kept, the parties arrive together
+            except threading.BrokenBarrierError:
+                pass
         if "[slow]" in prompt:
             self._closing.wait(self.slow_s)
         elif self.delay_s:
@@ -82,7 +93,10 @@ class FakeVLM(FakeLLM):
         else:
             share = painted_share(images[0])
             keys = re.findall(r'"(\w+)"', prompt.split("exactly these keys:", 1)[-1].split("\n", 1)[0])
-            answer: dict[str, Any] = {k: criterion_score(share, 40 - 8 * i) for i, k in enumerate(k for k in keys if k != "reason")}
+            noise = {0: 0, 1: 3, 2: -2}.get(body.get("seed") or 0, 0) if "[noisy]" in prompt else 0
+            answer: dict[str, Any] = {
+                k: max(0, min(10, criterion_score(share, 40 - 8 * i) + noise)) for i, k in enumerate(k for k in keys if k != "reason")
+            }
             if "[badkeys]" in prompt:
                 answer = {"score": 7}
             answer["reason"] = f"{share:.1%} of the picture is drawn" + (f" (key {sent_key})" if "[echo]" in prompt else "")
@@ -128,7 +142,6 @@ def _parts(content: Any, anthropic: bool) -> tuple[list[str], list[bytes]]:
 def main() -> None:
     """Run the fake judge in the foreground: ``python -m tests.fake_vlm --port 8000``."""
     import argparse
-    import threading
 
     parser = argparse.ArgumentParser(description="svgscore's fake vision judge (answers from painted area), for trying the vlm measure")
     parser.add_argument("--port", type=int, default=8000)

@@ -77,7 +77,21 @@ def _shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @_shared_options
 @click.option("--format", "fmt", type=click.Choice(COMPARE_FORMATS), help="[default: from --output's suffix, else table]")
 @click.option("--all-pairs", is_flag=True, help="Table: list every pair, not only adjacent ranks (JSON and HTML have all).")
-def compare(fmt: str | None, all_pairs: bool, **options: Any) -> None:
+@click.option("--pairwise", is_flag=True, help="Rank by a model judge's pairwise verdicts (needs --judge): Bradley–Terry ratings, not mean scores.")
+@click.option("--judge", "judge_config", metavar="NAME|PATH", help="With --pairwise: a scoring config whose vlm measure judges the pairs.")
+@click.option("--max-pairs", type=click.IntRange(min=1), help="With --pairwise: judge at most this many pairs, spent where ratings are closest [default: every pair].")
+@click.option("--votes-out", type=click.Path(dir_okay=False, path_type=Path), help="With --pairwise: write the verdicts as a votes CSV (a,b,winner,prompt) for `svgscore validate`.")
+@click.option("--dry-run", is_flag=True, help="With --pairwise: render and read the judge's cache, call nothing; say how many calls a run would make.")
+def compare(
+    fmt: str | None,
+    all_pairs: bool,
+    pairwise: bool,
+    judge_config: str | None,
+    max_pairs: int | None,
+    votes_out: Path | None,
+    dry_run: bool,
+    **options: Any,
+) -> None:
     """Leaderboard of models from result files: mean score with bootstrap 95% intervals over
     prompts and samples, pairwise win probabilities, per-component means, and whether the data
     can separate each model from the next.
@@ -87,8 +101,16 @@ def compare(fmt: str | None, all_pairs: bool, **options: Any) -> None:
       svgscore compare runs.jsonl --manifest runs/manifest.jsonl          # model column
       svgscore compare model-a.jsonl model-b.jsonl                        # one file per model
       svgscore compare runs.jsonl --by dir --format json                  # runs/<model>/*.svg
+      svgscore compare runs.jsonl --judge configs/vlm.example.yaml --pairwise --max-pairs 200
     """
+    if (judge_config is None) != (not pairwise) or ((max_pairs or votes_out or dry_run) and not pairwise):
+        raise click.UsageError("--pairwise and --judge go together; --max-pairs, --votes-out and --dry-run need them")
     output = options["output"]
+    if pairwise:
+        if fmt == "html" or all_pairs:
+            raise click.UsageError("--pairwise writes a table or JSON")
+        _pairwise(fmt or ("json" if output and output.suffix.lower() == ".json" else "table"), judge_config, max_pairs, votes_out, dry_run, **options)
+        return
     suffix = output.suffix.lower().lstrip(".") if output else ""
     _run(fmt or (suffix if suffix in COMPARE_FORMATS else "table"), all_pairs=all_pairs, **options)
 
@@ -140,6 +162,55 @@ def _run(
         # Everything is made before anything is written: a failure leaves no half file.
         buffer = io.StringIO()
         _write(fmt, labelled, board, buffer if output else sys.stdout, config_path=config_path, jobs=jobs, all_pairs=all_pairs, title=title)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    if output:
+        output.write_text(buffer.getvalue(), encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+def _pairwise(
+    fmt: str,
+    judge_config: str,
+    max_pairs: int | None,
+    votes_out: Path | None,
+    dry_run: bool,
+    *,
+    results: tuple[Path, ...],
+    manifest: Path | None,
+    by: str | None,
+    errors: str,
+    resamples: int,
+    seed: int,
+    allow_judge_change: bool,
+    jobs: int | None,
+    output: Path | None,
+    config_path: Path | None,
+) -> None:
+    """``compare --judge CONFIG --pairwise``: see :mod:`scorer.compare.pairwise`."""
+    from .pairwise import tournament, write_dry_run, write_json, write_table, write_votes
+
+    buffer = io.StringIO()
+    try:
+        by = by or default_grouping(manifest=manifest is not None, results_files=len(results))
+        labelled, notes = collect_records(results, by=by, manifest=manifest, allow_judge_change=allow_judge_change)
+        found, contestants, client = tournament(
+            labelled, judge_config, errors=errors, max_pairs=max_pairs, resamples=resamples, seed=seed, jobs=jobs, dry_run=dry_run
+        )
+        try:
+            found.notes.extend(notes)
+            stream = buffer if output else sys.stdout
+            if dry_run:
+                write_dry_run(found, client, stream)
+            elif fmt == "json":
+                write_json(found, contestants, client, stream)
+            else:
+                write_table(found, client, stream)
+        finally:
+            client.close()
+        if votes_out is not None and not dry_run:
+            rows = write_votes(votes_out, found, contestants)
+            click.echo(f"wrote {rows} votes to {votes_out}", err=True)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     if output:

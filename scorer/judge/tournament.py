@@ -9,9 +9,10 @@ ratings are closest. Pure: the caller supplies the contestants and a function th
 * Intervals: 95 %, a two-stage bootstrap over prompts and, within each, the pairs judged —
   the same unit of resampling as the leaderboard — refitting the ratings each time. Adjacent
   ranks are separable when the interval of their rating difference excludes 0.
-* Budget (``max_pairs``): pairs are judged in rounds; each round first gives every pair of
-  models that has not met a pair, then takes the model pairs whose ratings are closest (ties:
-  the fewest judged), each on the prompt it has been compared on least.
+* Budget (``max_pairs``): pairs are judged in rounds, ratings refitted after each. A round
+  first gives every pair of models that has not met a pair, then slot by slot the model pair
+  whose next answer says most: closest ratings (p(1 − p), largest when even) discounted by
+  how often they met, each time on the prompt that pair was compared on least.
 * A contestant with no render (an error row) loses to one with, without a call; two without
   are a tie.
 """
@@ -200,8 +201,8 @@ def _schedule(
     index: dict[str, int],
     size: int,
 ) -> list[tuple[int, int]]:
-    """The next ``size`` pairs: unmet model pairs first, then the closest ratings, one pair per
-    model pair per pass, each on its least-compared prompt."""
+    """The next ``size`` pairs: model pairs that have not met first, then those whose ratings
+    are closest (fewest meetings breaking ties), each on its least-compared prompt."""
     met: Counter[tuple[str, str]] = Counter()
     prompts_used: Counter[tuple[str, str, str]] = Counter()
     for j in judged:
@@ -211,21 +212,21 @@ def _schedule(
     open_pairs: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for a, b in remaining:
         open_pairs[(contestants[a].model, contestants[b].model)].append((a, b))
+    def priority(key: tuple[str, str]) -> tuple[Any, ...]:
+        # p(1 − p) is what one more answer tells about a pair of ratings (largest when even);
+        # discounted by the meetings so far, so a close pair is not asked about for ever.
+        p = 1.0 / (1.0 + math.exp(ratings[index[key[1]]] - ratings[index[key[0]]]))
+        return (met[key] > 0, -p * (1 - p) / (1 + met[key]), met[key], key)
+
     chosen: list[tuple[int, int]] = []
     while len(chosen) < size and any(open_pairs.values()):
-        order = sorted(
-            (key for key, pairs in open_pairs.items() if pairs),
-            key=lambda key: (met[key] > 0, abs(ratings[index[key[0]]] - ratings[index[key[1]]]), met[key], key),
-        )
-        for key in order:
-            if len(chosen) == size:
-                break
-            pairs = open_pairs[key]
-            pick = min(pairs, key=lambda p: (prompts_used[(*key, contestants[p[0]].prompt)], pairs.index(p)))
-            pairs.remove(pick)
-            chosen.append(pick)
-            met[key] += 1
-            prompts_used[(*key, contestants[pick[0]].prompt)] += 1
+        key = min((key for key, pairs in open_pairs.items() if pairs), key=priority)
+        pairs = open_pairs[key]
+        pick = min(pairs, key=lambda p: (prompts_used[(*key, contestants[p[0]].prompt)], pairs.index(p)))
+        pairs.remove(pick)
+        chosen.append(pick)
+        met[key] += 1
+        prompts_used[(*key, contestants[pick[0]].prompt)] += 1
     return chosen
 
 

@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[clip,ocr,dev,resvg,serve,rl,inspect]' torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[clip,ocr,dev,resvg,serve,rl,inspect,ray]' torch==2.14.1 torchvision==0.29.1
 	touch $(STAMP)
 
 # The HTML report is tested in a real headless Chromium (Debian packages chromium and

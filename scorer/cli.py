@@ -29,7 +29,7 @@ from .errors import UsageError
 from .harness.cli import extract_command, generate_command
 from .inputs import ScoreItem, discover, manifest_errors, read_manifest
 from .measure.registry import load_measures, resolve_plugin
-from .record import ResultKey, ScoreResult
+from .record import Provenance, ResultKey, ScoreResult
 from .report import FORMATS, Report, resume_jsonl
 from .serve.cli import serve_command
 from .validate.calibrate import calibrate_command
@@ -87,6 +87,25 @@ def main() -> None:
     "model column) or a file (same path) dropped by more than --max-drop points; error rows count as 0. Exit 2 if "
     "the baseline was made by a different judge (see --allow-judge-change).",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where files are scored: this machine's worker pool, or a Ray cluster (pip install 'svgscore[ray]'; the "
+    "config's ray: section sets files per task and each batched measure's actors and GPUs). Same records either way.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    help="With --executor ray: the cluster to join (auto, ray://HOST:10001) [default: $RAY_ADDRESS, else one started here].",
+)
+@click.option(
+    "--rows",
+    type=click.Path(exists=True, path_type=Path),
+    help="With --executor ray, instead of PATHS: Parquet (file or folder) or JSONL rows of id, svg or path, prompt; "
+    "paths relative to its folder. Read by the cluster.",
+)
 @click.option("--max-drop", type=click.FloatRange(min=0), default=2.0, show_default=True, help="With --baseline: the largest drop, in score points, that passes.")
 @click.option("--max-file-drop", type=click.FloatRange(min=0), help="With --baseline: a looser limit for single files [default: --max-drop].")
 @click.option(
@@ -113,13 +132,20 @@ def score(
     max_drop: float,
     max_file_drop: float | None,
     allow_judge_change: bool,
+    executor: str,
+    ray_address: str | None,
+    rows: Path | None,
 ) -> None:
     """Score SVG files and directories (recursively: *.svg, *.svgz).
 
     Every file gets exactly one record, broken ones included (status "error" with a code).
     """
-    if not paths and manifest is None:
+    if not paths and manifest is None and rows is None:
         raise click.UsageError("give at least one PATH or a --manifest")
+    if executor != "ray" and (rows or ray_address):
+        raise click.UsageError("--rows and --ray-address go with --executor ray")
+    if rows and (paths or manifest):
+        raise click.UsageError("--rows replaces PATHS and --manifest")
     fmt = fmt or _format_for(output)
     if resume and (output is None or fmt != "jsonl"):
         raise click.UsageError("--resume continues a JSONL file: give --output FILE.jsonl")
@@ -138,7 +164,8 @@ def score(
         scored: list[ScoreResult] = []  # this run's records, for the gate
         with contextlib.ExitStack() as stack:
             scorer = stack.enter_context(
-                Scorer(config, jobs=jobs, cache=not no_cache, **scorer_kwargs(clip_weights, device, plugins))
+                # On Ray this Scorer only binds the config (columns, judge): the cluster scores, uncached.
+                Scorer(config, jobs=jobs, cache=not no_cache and executor == "local", **scorer_kwargs(clip_weights, device, plugins))
             )
             done: set[ResultKey] = set()
             if resume:
@@ -153,9 +180,13 @@ def score(
             # Also on Ctrl-C or a crash: what was scored is written. Not on a usage error
             # (e.g. CLIP required but unavailable): exit 2 prints nothing but the reason.
             stack.push(lambda kind, *_: None if kind and issubclass(kind, UsageError) else report.close())
-            for count, result in enumerate(_with_progress(scorer.score_items(items, skip=done))):
+            if executor == "ray":
+                results = _ray_results(config, scorer_kwargs(clip_weights, device, plugins), items, rows, done, ray_address)
+            else:
+                results = scorer.score_items(items, skip=done)
+            for count, result in enumerate(_with_progress(results)):
                 if count == 0:
-                    _say_setup(scorer)
+                    _say_setup(scorer, result.provenance if executor == "ray" else None)
                 report.add(result)
                 if before is not None:
                     scored.append(result)
@@ -213,11 +244,31 @@ def _dry_run(config: str | None, items: Iterator[ScoreItem], jobs: int | None, k
         _say_accounts(scorer, err=False)
 
 
-def _say_setup(scorer: Scorer) -> None:
-    """On stderr: what judges this run (config, renderer), and per batched measure whether it loaded."""
-    click.echo(scorer.provenance.summary(), err=True)
+def _ray_results(
+    config: str | None, kwargs: dict, items: Iterator[ScoreItem], rows: Path | None, skip: set[ResultKey], address: str | None
+) -> Iterator[ScoreResult]:
+    """``--executor ray``: the records, scored on the cluster and streamed back here as they finish."""
+    from .executors import ray as on_ray
+
+    ray = on_ray.connect(address)
+    dataset = on_ray.read_rows(rows) if rows else ray.data.from_items(on_ray.input_rows(items))
+    scored = on_ray.score_dataset(dataset, config, skip=skip, base_dir=rows.resolve().parent if rows else None, **kwargs)
+    try:
+        yield from on_ray.results(scored)
+    except Exception as exc:
+        error = on_ray.ray_error(exc)  # a required measure unavailable on the cluster: exit 2, as here
+        if error is exc:
+            raise
+        raise error from None
+
+
+def _say_setup(scorer: Scorer, provenance: Provenance | None = None) -> None:
+    """On stderr: what judges this run (config, renderer), and per batched measure whether it loaded
+    (``provenance``: as a record made elsewhere says, e.g. on a Ray cluster)."""
+    provenance = provenance or scorer.provenance
+    click.echo(provenance.summary(), err=True)
     for bound in scorer.plan.batched:
-        info = scorer.provenance.measures[bound.name]
+        info = provenance.measures[bound.name]
         what = " / ".join(str(info[k]) for k in ("model", "pretrained") if info.get(k))
         state = f"loaded{' on ' + info['device'] if info.get('device') else ''}" if info["available"] else f"not counted ({info['reason']})"
         click.echo(f"{bound.name}: {what + ': ' if what else ''}{state}", err=True)

@@ -67,11 +67,28 @@ class MeasureConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class RayActors(_Strict):
+    """The actor pool of one batched measure on Ray: each actor loads the measure's model once."""
+
+    actors: int = Field(1, ge=1)
+    num_gpus: float | None = Field(None, ge=0)  # per actor; None: 1 when the cluster has GPUs, else 0
+    num_cpus: float = Field(1.0, gt=0)
+    batch_size: int = Field(64, ge=1)  # files per call
+
+
+class RaySettings(_Strict):
+    """Where ``--executor ray`` runs each stage. Not part of ``config_sha256``: it moves no score."""
+
+    batch_size: int = Field(32, ge=1)  # files per per-file task (load, render, per-file measures)
+    measures: dict[str, RayActors] = Field(default_factory=dict)  # batched measure name → its actors
+
+
 class Config(_Strict):
     limits: Limits = Limits()
     render: RenderConfig = RenderConfig()
     plugins: tuple[str, ...] = ()  # modules (or .py files) that register outside measures
     checks: dict[str, MeasureConfig] = Field(default_factory=dict)
+    ray: RaySettings = RaySettings()
 
     _name: str | None = PrivateAttr(None)  # packaged name or file path, for provenance
     _base_dir: str | None = PrivateAttr(None)  # relative paths in params and plugins resolve here

@@ -1,0 +1,329 @@
+"""Scoring on a Ray cluster: ``svgscore score --executor ray`` and :func:`score_dataset`.
+
+The stages of a local run, as Ray Data operators, calling the functions :class:`~scorer.Scorer`
+calls (``scorer.api``), so a record made here is the record a local run makes:
+
+1. **per file** — Ray tasks, one CPU each, ``ray.batch_size`` files per task: read the bytes, then
+   load, render and the per-file measures in svgscore's isolated worker process
+   (:mod:`scorer.isolation`, time and memory limits, no network), one per Ray worker process and
+   reused by its later tasks. A file that hangs, blows memory or crashes the renderer kills that
+   worker subprocess, never the Ray worker: one error row, as locally.
+2. **per batched measure** (CLIP, model judges) — an actor pool, one model per actor, on GPUs when
+   the cluster has them (the config's ``ray.measures``).
+3. **records** — Ray tasks combining each file's components into its record.
+
+Ray retries a task whose worker process died and restarts a dead actor, retrying its call; a
+stage's output counts only once its task succeeded, so each file is scored exactly once.
+
+Rows in: ``path`` (a file read on the worker; a relative path resolves against ``base_dir``) or
+``svg`` (the document, text or bytes) with ``id`` naming it, and ``prompt`` (default: the default
+prompt). Optional ``error_code`` and ``error_message``: a sample with no SVG (a manifest's failed
+rows) becomes that error row. Rows out (:data:`OUTPUT_COLUMNS`): ``record``, the whole record as
+JSON — the line a local ``-o results.jsonl`` writes — and, for querying, its ``path``
+(the row's path as written, else its id), ``sha256``, ``prompt``, ``status``, ``score`` and
+``error_code``. Output order is not input order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import sys
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from ..api import (
+    ConfigSource,
+    analysis_pool,
+    batched_provenance,
+    load_batched,
+    make_provenance,
+    make_result,
+    measure_batch,
+    require_available,
+)
+from ..config import DEFAULT_PROMPT, Config, RayActors, load_config
+from ..errors import ConfigError, UsageError, item_error_for
+from ..inputs import FileBytes, ScoreItem
+from ..isolation import WorkerPool
+from ..measure.bind import Overrides, Plan, bind
+from ..measure.registry import BatchItem, resolve_plugin
+from ..pipeline import Analysis, FileTask
+from ..record import Provenance, ResultKey, ScoreResult
+
+if TYPE_CHECKING:
+    import ray.data
+
+INSTALL_HINT = "the Ray executor needs Ray: pip install 'svgscore[ray]'"
+OUTPUT_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("sha256", pa.string()),
+        ("prompt", pa.string()),
+        ("status", pa.string()),
+        ("score", pa.float64()),
+        ("error_code", pa.string()),
+        ("record", pa.string()),
+    ]
+)
+OUTPUT_COLUMNS = tuple(OUTPUT_SCHEMA.names)
+_ANALYSED_SCHEMA = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("prompt", pa.string()), ("outcome", pa.binary())])
+
+
+def require_ray() -> Any:
+    """The ``ray`` module with Ray Data, or a :class:`UsageError` saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401  (the executor is Ray Data: without it Ray alone is no use)
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    return ray
+
+
+def connect(address: str | None = None) -> Any:
+    """Join the cluster at ``address`` (``auto``, ``ray://host:10001``...), else ``$RAY_ADDRESS``,
+    else start one on this machine; a cluster this process already joined is used as it is."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    return ray
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What every stage needs, shipped to tasks and actors: the config, never a model."""
+
+    config: Config
+    overrides: dict[str, dict[str, Any]]
+    import_path: tuple[str, ...]  # the driver's sys.path: plugins it imports import on workers too
+    base_dir: str  # relative ``path`` rows resolve here
+    skip: Any  # ObjectRef of frozenset[ResultKey]: records the output already holds (a resumed run)
+    key: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)  # worker caches are per job
+
+
+# Per Ray worker process: the bound plan, the provenance and the isolated pool of the job it last
+# ran. Tasks of one job reuse them; a task of another job replaces them.
+_state: dict[str, Any] = {"key": None}
+
+
+def _job_state(job: Job) -> dict[str, Any]:
+    if _state["key"] != job.key:
+        pool: WorkerPool[FileTask, Analysis] | None = _state.get("pool")
+        if pool is not None:
+            pool.close()
+        sys.path.extend(p for p in job.import_path if p not in sys.path)
+        skip = frozenset() if job.skip is None else _ray().get(job.skip)
+        _state.clear()
+        _state.update(key=job.key, plan=bind(job.config, job.overrides), skip=skip, provenance={}, pool=None)
+    return _state
+
+
+def _ray() -> Any:
+    import ray
+
+    return ray
+
+
+def _plan(job: Job) -> Plan:
+    return _job_state(job)["plan"]
+
+
+def _pool(job: Job) -> WorkerPool[FileTask, Analysis]:
+    state = _job_state(job)
+    if state["pool"] is None:
+        # One isolated worker per task: the task holds one CPU, and the worker is what uses it.
+        state["pool"] = analysis_pool(job.config, job.overrides, jobs=1)
+    return state["pool"]
+
+
+def _item(row: dict[str, Any], job: Job) -> tuple[str | None, ScoreItem]:
+    """The record's path and the item to read, for one input row."""
+    prompt = row.get("prompt") or DEFAULT_PROMPT
+    svg, path, name = row.get("svg"), row.get("path"), row.get("id")
+    error = item_error_for(row["error_code"], row.get("error_message") or row["error_code"]) if row.get("error_code") else None
+    if svg is not None:
+        data = svg.encode("utf-8") if isinstance(svg, str) else bytes(svg)
+        return (None if name is None else str(name)), ScoreItem(path=None, prompt=prompt, data=data, error=error)
+    if path is None:
+        return (None if name is None else str(name)), ScoreItem(path=None, prompt=prompt, error=error or item_error_for("read_error", "row has neither svg nor path"))
+    return str(path), ScoreItem(path=os.path.join(job.base_dir, str(path)), prompt=prompt, error=error)
+
+
+def analyse(batch: pa.Table, job: Job) -> pa.Table:
+    """Stage 1 for a batch of input rows: each file read and analysed in the isolated worker."""
+    state = _job_state(job)
+    entries: list[tuple[str | None, ScoreItem, FileBytes]] = []
+    for row in batch.to_pylist():
+        path, item = _item(row, job)
+        file = item.read(job.config.limits)
+        if (path, file.sha256, item.prompt) not in state["skip"]:
+            entries.append((path, item, file))
+    tasks = [FileTask(file.data, item.prompt) for _, item, file in entries if file.error is None]
+    analysed = iter(_pool(job).imap(tasks) if tasks else ())
+    outcomes = [file.error if file.error is not None else next(analysed) for _, _, file in entries]
+    columns = (
+        [path for path, _, _ in entries],
+        [file.sha256 for _, _, file in entries],
+        [item.prompt for _, item, _ in entries],
+        [pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL) for outcome in outcomes],
+    )
+    return pa.Table.from_arrays([pa.array(c, t.type) for c, t in zip(columns, _ANALYSED_SCHEMA, strict=True)], schema=_ANALYSED_SCHEMA)
+
+
+class BatchedMeasure:
+    """Stage 2 as a Ray actor: one batched measure's model, loaded once, on the analysed files."""
+
+    def __init__(self, job: Job, name: str) -> None:
+        self.name = name
+        self.bound = _plan(job).measures[name]
+        self.loaded = load_batched(self.bound)
+        self.entry = json.dumps(batched_provenance(self.loaded), sort_keys=True)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        loaded = require_available(self.bound, self.loaded)  # required but unavailable: the job stops (exit 2)
+        outcomes = [pickle.loads(b) for b in batch.column("outcome").to_pylist()]
+        prompts = batch.column("prompt").to_pylist()
+        items = [BatchItem(o.image, p, o.render.sha256) for o, p in zip(outcomes, prompts, strict=True) if isinstance(o, Analysis)]
+        values = iter(measure_batch(self.bound, loaded, items) if items else ())
+        measured = [pickle.dumps(next(values)) if isinstance(o, Analysis) else b"" for o in outcomes]
+        batch = batch.append_column(pa.field(f"measured:{self.name}", pa.binary()), pa.array(measured, pa.binary()))
+        return batch.append_column(pa.field(f"provenance:{self.name}", pa.string()), pa.array([self.entry] * len(outcomes), pa.string()))
+
+
+def records(batch: pa.Table, job: Job) -> pa.Table:
+    """Stage 3: each file's record, made by the Scorer's own :func:`~scorer.api.make_result`."""
+    state, plan = _job_state(job), _plan(job)
+    results = []
+    for row in batch.to_pylist():
+        entries = {b.name: row[f"provenance:{b.name}"] for b in plan.batched}
+        found = {b.name: pickle.loads(row[f"measured:{b.name}"]) for b in plan.batched if row[f"measured:{b.name}"]}
+        results.append(make_result(plan, job.config, (row["path"], row["sha256"], row["prompt"]), pickle.loads(row["outcome"]), found, _provenance(state, job, entries)))
+    return output_table(results)
+
+
+def _provenance(state: dict[str, Any], job: Job, entries: dict[str, str]) -> Provenance:
+    """Computed where the records are made (this worker's renderer and platform), once per job."""
+    key = json.dumps(entries, sort_keys=True)
+    if key not in state["provenance"]:
+        state["provenance"][key] = make_provenance(job.config, state["plan"], {name: json.loads(e) for name, e in entries.items()})
+    return state["provenance"][key]
+
+
+def output_table(results: Sequence[ScoreResult]) -> pa.Table:
+    columns = {
+        "path": [r.path for r in results],
+        "sha256": [r.sha256 for r in results],
+        "prompt": [r.prompt for r in results],
+        "status": [r.status for r in results],
+        "score": [r.score for r in results],
+        "error_code": [r.error.code if r.error else None for r in results],
+        "record": [json.dumps(r.to_dict(), ensure_ascii=False) for r in results],
+    }
+    return pa.table(columns, schema=OUTPUT_SCHEMA)
+
+
+def score_dataset(
+    dataset: ray.data.Dataset,
+    config: ConfigSource = None,
+    *,
+    params: Overrides | None = None,
+    plugins: Sequence[str] = (),
+    skip: Collection[ResultKey] = (),
+    base_dir: str | os.PathLike[str] | None = None,
+) -> ray.data.Dataset:
+    """Records for the rows of ``dataset`` (see the module's doc), computed lazily by Ray Data.
+
+    ``config``, ``params`` and ``plugins`` as for :class:`~scorer.Scorer`; the config's ``ray:``
+    section says how to run (files per task; per batched measure: actors, GPUs and CPUs per
+    actor, files per call). ``skip``: the :attr:`ScoreResult.key` of records already made by this
+    judge (resuming): those files are read, not scored. ``base_dir``: where relative paths
+    resolve [default: the current folder].
+    """
+    ray = require_ray()
+    loaded = load_config(config).with_plugins(resolve_plugin(p, os.getcwd()) for p in plugins)
+    overrides = {name: dict(values) for name, values in (params or {}).items()}
+    plan = bind(loaded, overrides)  # unknown measures, bad params: ConfigError here, before any task
+    settings = loaded.ray
+    batched = [b.name for b in plan.batched]
+    unknown = sorted(set(settings.measures) - set(batched))
+    if unknown:
+        raise ConfigError(f"ray.measures names {', '.join(unknown)}: not batched measures of this config (batched: {', '.join(batched) or 'none'})")
+    job = Job(loaded, overrides, tuple(sys.path), str(Path(base_dir or os.getcwd()).resolve()), ray.put(frozenset(skip)) if skip else None)
+    dataset = dataset.map_batches(analyse, fn_kwargs={"job": job}, batch_size=settings.batch_size, batch_format="pyarrow", num_cpus=1)
+    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+    for name in batched:
+        actors = settings.measures.get(name) or RayActors()
+        dataset = dataset.map_batches(
+            BatchedMeasure,
+            fn_constructor_kwargs={"job": job, "name": name},
+            batch_size=actors.batch_size,
+            batch_format="pyarrow",
+            concurrency=actors.actors,
+            num_cpus=actors.num_cpus,
+            num_gpus=(1 if has_gpus else 0) if actors.num_gpus is None else actors.num_gpus,
+        )
+    return dataset.map_batches(records, fn_kwargs={"job": job}, batch_format="pyarrow", num_cpus=1)
+
+
+def input_rows(items: Iterable[ScoreItem]) -> list[dict[str, Any]]:
+    """Rows for :func:`score_dataset` from the items local discovery finds (directories, a
+    manifest: :func:`~scorer.inputs.discover`), with the same paths and prompts."""
+    return [
+        {
+            "path": item.path,
+            "prompt": item.prompt,
+            "error_code": item.error.code if item.error else None,
+            "error_message": item.error.message if item.error else None,
+        }
+        for item in items
+    ]
+
+
+def read_rows(path: str | os.PathLike[str]) -> ray.data.Dataset:
+    """A Parquet file or folder, or a JSONL file, of rows ``id, svg or path, prompt``."""
+    ray = require_ray()
+    path = Path(path)
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return ray.data.read_json(str(path), lines=True)
+    if path.suffix.lower() == ".parquet" or path.is_dir():
+        return ray.data.read_parquet(str(path))
+    raise UsageError(f"{path}: rows are read from .parquet (file or folder) or .jsonl")
+
+
+def results(dataset: ray.data.Dataset) -> Iterator[ScoreResult]:
+    """The records of :func:`score_dataset`'s output, streamed to this process as they finish."""
+    for row in dataset.iter_rows():
+        yield ScoreResult.from_dict(json.loads(row["record"]))
+
+
+def read_records(path: str | os.PathLike[str]) -> list[ScoreResult]:
+    """The records of an output folder of Parquet files (``write_parquet``), for resuming it: a
+    file a killed job left half-written is unreadable; it is removed and its files scored again."""
+    import pyarrow.parquet as pq
+
+    found: list[ScoreResult] = []
+    for file in sorted(Path(path).glob("*.parquet")) if Path(path).is_dir() else ():
+        try:
+            column = pq.read_table(file, columns=["record"]).column("record").to_pylist()
+        except (OSError, pa.ArrowException):
+            file.unlink()
+            continue
+        found.extend(ScoreResult.from_dict(json.loads(text)) for text in column)
+    return found
+
+
+def ray_error(exc: BaseException) -> BaseException:
+    """The svgscore error inside what Ray raised for a failed task (a required measure that is
+    unavailable: a :class:`UsageError`), so the CLI exits as it does locally; else ``exc``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, UsageError):
+            return UsageError(str(seen).splitlines()[-1] if "\n" in str(seen) else str(seen))
+        seen = seen.__cause__
+    return exc

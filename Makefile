@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # tests are offline by design, so they say so up front. Real weights: SVGSCORE_CLIP_WEIGHTS.
 OFFLINE := HF_HUB_OFFLINE=1
 
-.PHONY: install browser demo test robustness bench validate clean
+.PHONY: install browser demo test golden robustness bench validate clean
 
 install: $(STAMP)
 
@@ -33,6 +33,12 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(OFFLINE) $(BIN)/python -m pytest
+
+# After an intended change of scores (weights, a check, an accepted renderer upgrade): rescore the
+# fixtures with the structural config, print what moved, rewrite tests/golden/structural_scores.json
+# (which tests/test_golden.py checks, within a stated tolerance). Commit it with the change.
+golden: $(STAMP)
+	$(OFFLINE) $(BIN)/python -m tests.golden_scores
 
 # Sweep the resvg test suite (and fixtures/hostile/) through the Scorer; check the robustness
 # targets and report renderer fidelity against resvg's reference PNGs. ROBUSTNESS_JSON=path

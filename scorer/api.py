@@ -10,6 +10,7 @@ import platform
 import queue
 import sys
 import threading
+import time
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,11 @@ class Scorer:
         self._provenance: Provenance | None = None
         self._batch_size = max((getattr(m.params, "batch_size", 1) for m in self.plan.batched), default=0)
         self._cache = None if cache is False else ResultCache(None if cache is True else Path(cache))
+        # CPU seconds by stage over the files analysed so far (render, each intermediate and
+        # measure in the workers, each batched measure here) and how many: what make bench
+        # prints per file so the next bottleneck is visible. Never part of a score.
+        self.stage_seconds: collections.Counter[str] = collections.Counter()
+        self.stage_files = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -176,8 +182,14 @@ class Scorer:
         batch = [BatchItem(o.image, i.prompt, o.render.sha256) for i, o in analysed]
         found: dict[int, dict[str, Component | ItemError]] = {id(o): {} for _, o in analysed}
         provenance = self.provenance if analysed else None  # loads the batched measures once
+        for _, outcome in analysed:
+            self.stage_seconds.update(outcome.seconds)
+        self.stage_files += len(analysed)
         for bound in self.plan.batched if batch else ():
-            for (_, outcome), value in zip(analysed, measure_batch(bound, self._load(bound), batch), strict=True):
+            loaded, started = self._load(bound), time.process_time()
+            measured = measure_batch(bound, loaded, batch)
+            self.stage_seconds[bound.name] += time.process_time() - started
+            for (_, outcome), value in zip(analysed, measured, strict=True):
                 found[id(outcome)][bound.name] = value
         results = []
         for item, file, outcome in pending:

@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Without network, open_clip's hub download retries for ~47 s before giving up; the demo and
-# tests are offline by design, so they say so up front. Real weights: SVGSCORE_CLIP_WEIGHTS.
+# The demo and tests are offline by design and say so up front (without it, a machine with no
+# network spends one 2 s probe before CLIP is declared unavailable). Real weights: SVGSCORE_CLIP_WEIGHTS.
 OFFLINE := HF_HUB_OFFLINE=1
 
 .PHONY: install browser demo test golden robustness bench validate clean
@@ -73,6 +73,25 @@ validate: $(STAMP)
 	$(OFFLINE) $(BIN)/svgscore validate $(addprefix $(VALIDATE_DIR)/,jlebensold_self_scores.csv youngbrioche_iterations.csv \
 		youngbrioche_iteration_ranking.csv model_siblings.csv) --ranking $(VALIDATE_DIR)/qwen_size_series.txt \
 		--config structural --config default
+
+# The model judge (configs/vlm.example.yaml) against the test suite's fake vision endpoint
+# (tests/fake_vlm.py: an OpenAI-compatible server on :8000 that scores painted area): score three
+# folders, a pairwise tournament between them with its votes CSV, then both again, every answer
+# from the judge's cache (0 calls). Port 8000 must be free. Output in build/judge-demo/.
+JUDGE_DIR := build/judge-demo
+JUDGE_FOLDERS := fixtures/ladder fixtures/attacks fixtures/decoy
+judge-demo: $(STAMP)
+	rm -rf $(JUDGE_DIR) && mkdir -p $(JUDGE_DIR)
+	$(BIN)/python -m tests.fake_vlm --port 8000 > $(JUDGE_DIR)/fake.log 2>&1 & echo $$! > $(JUDGE_DIR)/fake.pid; \
+	trap 'kill $$(cat $(JUDGE_DIR)/fake.pid)' EXIT; \
+	for i in $$(seq 50); do $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 8000), 1)" 2>/dev/null && break; sleep 0.2; done; \
+	export SVGSCORE_CACHE_DIR=$(JUDGE_DIR)/cache $(OFFLINE) && \
+	$(BIN)/svgscore score $(JUDGE_FOLDERS) --config configs/vlm.example.yaml --dry-run && \
+	$(BIN)/svgscore score $(JUDGE_FOLDERS) --config configs/vlm.example.yaml -o $(JUDGE_DIR)/results.jsonl && \
+	$(BIN)/svgscore compare $(JUDGE_DIR)/results.jsonl --by dir --judge configs/vlm.example.yaml --pairwise --votes-out $(JUDGE_DIR)/votes.csv && \
+	echo "--- again, result cache off: the judge's answer cache alone" && \
+	$(BIN)/svgscore score $(JUDGE_FOLDERS) --config configs/vlm.example.yaml --no-cache -o $(JUDGE_DIR)/again.jsonl && \
+	$(BIN)/svgscore compare $(JUDGE_DIR)/results.jsonl --by dir --judge configs/vlm.example.yaml --pairwise | tail -n 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

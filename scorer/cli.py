@@ -253,13 +253,7 @@ def _ray_results(
     ray = on_ray.connect(address)
     dataset = on_ray.read_rows(rows) if rows else ray.data.from_items(on_ray.input_rows(items))
     scored = on_ray.score_dataset(dataset, config, skip=skip, base_dir=rows.resolve().parent if rows else None, **kwargs)
-    try:
-        yield from on_ray.results(scored)
-    except Exception as exc:
-        error = on_ray.ray_error(exc)  # a required measure unavailable on the cluster: exit 2, as here
-        if error is exc:
-            raise
-        raise error from None
+    yield from on_ray.results(scored)
 
 
 def _say_setup(scorer: Scorer, provenance: Provenance | None = None) -> None:

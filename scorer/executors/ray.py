@@ -53,7 +53,7 @@ from ..errors import ConfigError, UsageError, item_error_for
 from ..inputs import FileBytes, ScoreItem
 from ..isolation import WorkerPool
 from ..measure.bind import Overrides, Plan, bind
-from ..measure.registry import BatchItem, resolve_plugin
+from ..measure.registry import BatchItem, MeasureUnavailable, resolve_plugin
 from ..pipeline import Analysis, FileTask
 from ..record import Provenance, ResultKey, ScoreResult
 
@@ -176,6 +176,11 @@ def analyse(batch: pa.Table, job: Job) -> pa.Table:
     return pa.Table.from_arrays([pa.array(c, t.type) for c, t in zip(columns, _ANALYSED_SCHEMA, strict=True)], schema=_ANALYSED_SCHEMA)
 
 
+def _probe(job: Job, name: str) -> dict[str, Any]:
+    """A batched measure's provenance entry, loaded where its actors would load it."""
+    return batched_provenance(load_batched(_plan(job).measures[name]))
+
+
 class BatchedMeasure:
     """Stage 2 as a Ray actor: one batched measure's model, loaded once, on the analysed files."""
 
@@ -186,7 +191,7 @@ class BatchedMeasure:
         self.entry = json.dumps(batched_provenance(self.loaded), sort_keys=True)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        loaded = require_available(self.bound, self.loaded)  # required but unavailable: the job stops (exit 2)
+        loaded = require_available(self.bound, self.loaded)  # the probe loaded it, this actor cannot: the job fails
         outcomes = [pickle.loads(b) for b in batch.column("outcome").to_pylist()]
         prompts = batch.column("prompt").to_pylist()
         items = [BatchItem(o.image, p, o.render.sha256) for o, p in zip(outcomes, prompts, strict=True) if isinstance(o, Analysis)]
@@ -255,20 +260,41 @@ def score_dataset(
     if unknown:
         raise ConfigError(f"ray.measures names {', '.join(unknown)}: not batched measures of this config (batched: {', '.join(batched) or 'none'})")
     job = Job(loaded, overrides, tuple(sys.path), str(Path(base_dir or os.getcwd()).resolve()), ray.put(frozenset(skip)) if skip else None)
-    dataset = dataset.map_batches(analyse, fn_kwargs={"job": job}, batch_size=settings.batch_size, batch_format="pyarrow", num_cpus=1)
+    dataset = dataset.map_batches(
+        analyse,
+        fn_kwargs={"job": job},
+        batch_size=settings.batch_size,
+        batch_format="pyarrow",
+        num_cpus=1,
+        # Ray Data fuses a task stage into the next actor stage when their resources agree: the
+        # per-file work would then run inside a model's few actors. A remote-args function is
+        # never fused, so it stays in tasks spread over every CPU.
+        ray_remote_args_fn=_per_file_args,
+    )
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     for name in batched:
         actors = settings.measures.get(name) or RayActors()
+        resources = {"num_cpus": actors.num_cpus, "num_gpus": (1 if has_gpus else 0) if actors.num_gpus is None else actors.num_gpus}
+        bound = plan.measures[name]
+        if bound.required:
+            # Required but unable to load where its actors run: stop now, as a local run does
+            # (exit 2, nothing written), not with a failed task once files are flowing.
+            entry = ray.get(ray.remote(_probe).options(**resources).remote(job, name))
+            if not entry["available"]:
+                require_available(bound, MeasureUnavailable(entry["reason"]))
         dataset = dataset.map_batches(
             BatchedMeasure,
             fn_constructor_kwargs={"job": job, "name": name},
             batch_size=actors.batch_size,
             batch_format="pyarrow",
             concurrency=actors.actors,
-            num_cpus=actors.num_cpus,
-            num_gpus=(1 if has_gpus else 0) if actors.num_gpus is None else actors.num_gpus,
+            **resources,
         )
     return dataset.map_batches(records, fn_kwargs={"job": job}, batch_format="pyarrow", num_cpus=1)
+
+
+def _per_file_args() -> dict[str, Any]:
+    return {"num_cpus": 1}
 
 
 def input_rows(items: Iterable[ScoreItem]) -> list[dict[str, Any]]:
@@ -316,14 +342,3 @@ def read_records(path: str | os.PathLike[str]) -> list[ScoreResult]:
             continue
         found.extend(ScoreResult.from_dict(json.loads(text)) for text in column)
     return found
-
-
-def ray_error(exc: BaseException) -> BaseException:
-    """The svgscore error inside what Ray raised for a failed task (a required measure that is
-    unavailable: a :class:`UsageError`), so the CLI exits as it does locally; else ``exc``."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, UsageError):
-            return UsageError(str(seen).splitlines()[-1] if "\n" in str(seen) else str(seen))
-        seen = seen.__cause__
-    return exc

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import itertools
+import json
 import os
 import platform
 import queue
@@ -173,8 +175,15 @@ class Scorer:
     def _cached(self, item: ScoreItem, file: FileBytes) -> ScoreResult | None:
         if self._cache is None or file.error is not None:
             return None
-        record = self._cache.get(self._cache.key(file.sha256, item.prompt, self.config_sha256, __version__))
-        return None if record is None else ScoreResult.from_dict({**record, "path": item.path})
+        cached = self._cache.get(self._cache.key(file.sha256, item.prompt, self._cache_judge))
+        return None if cached is None else dataclasses.replace(cached, path=item.path)
+
+    @functools.cached_property
+    def _cache_judge(self) -> str:
+        """For the cache key: what in the provenance can move scores and is known without loading
+        a model (svgscore, config hash, renderer and cairo, OCR models, plugins); a batched
+        measure's model is named by the config hash (model, weights path, precision)."""
+        return json.dumps(make_provenance(self.config, self.plan, {m.name: {} for m in self.plan.batched}).judge(), sort_keys=True)
 
     def _finish(self, pending: list[tuple[ScoreItem, FileBytes, ScoreResult | Analysis | ItemError]]) -> list[ScoreResult]:
         """Results for a run of entries: each batched measure on the analysed ones, then combine."""
@@ -198,7 +207,7 @@ class Scorer:
                 continue
             result = make_result(self.plan, self.config, (item.path, file.sha256, item.prompt), outcome, found.get(id(outcome), {}), provenance or self.provenance)
             if self._cache is not None and cacheable(result):
-                self._cache.put(self._cache.key(file.sha256, item.prompt, self.config_sha256, __version__), result.to_dict())
+                self._cache.put(self._cache.key(file.sha256, item.prompt, self._cache_judge), result)
             results.append(result)
         return results
 

@@ -1,4 +1,6 @@
-"""The result cache: a record per (file bytes, prompt, config, svgscore code), in SQLite.
+"""The result cache: a record per (file bytes, prompt, judge), in SQLite. The judge is what in
+the provenance can move scores: svgscore's version and code, the config, the renderer and its
+native library, OCR models, plugins (a cairo upgrade re-scores).
 
 Lives in ``$SVGSCORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/svgscore``, else
 ``~/.cache/svgscore``. SQLite in WAL mode with a busy timeout lets concurrent runs share it;
@@ -22,11 +24,10 @@ import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .config import CACHE_ENV, default_cache_dir  # noqa: F401  (CACHE_ENV: for the CLI's help)
 from .record import RECORD_VERSION, ErrorInfo, ScoreResult
-from .version import source_sha256
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,21 +101,30 @@ class ResultCache:
         return default
 
     @staticmethod
-    def key(sha256: str, prompt: str, config_sha256: str, version: str) -> str:
-        parts = (sha256, prompt, config_sha256, version, str(RECORD_VERSION), source_sha256())
+    def key(sha256: str, prompt: str, judge: str) -> str:
+        """``judge``: what in the scorer's provenance can move scores, canonical (``Scorer._cache_judge``)."""
+        parts = (sha256, prompt, judge, str(RECORD_VERSION))
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        def read() -> dict[str, Any] | None:
+    def get(self, key: str) -> ScoreResult | None:
+        """The cached record, without a path (the caller knows where the bytes are this time)."""
+
+        def read() -> str | None:
             assert self._db is not None
             row = self._db.execute("SELECT record FROM results WHERE key = ?", (key,)).fetchone()
-            return json.loads(row[0]) if row else None
+            return row[0] if row else None
 
-        return self._guard(read, None)
+        stored = self._guard(read, None)
+        if stored is None:
+            return None
+        try:
+            return ScoreResult.parse({**json.loads(stored), "path": None})
+        except ValueError:
+            return None  # not a record this version reads: scored again, and replaced
 
-    def put(self, key: str, record: dict[str, Any]) -> None:
+    def put(self, key: str, result: ScoreResult) -> None:
         # The path is where the bytes were found this time, not part of what they score.
-        stored = json.dumps({k: v for k, v in record.items() if k != "path"})
+        stored = json.dumps({k: v for k, v in result.to_dict().items() if k != "path"})
 
         def write() -> None:
             assert self._db is not None

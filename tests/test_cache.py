@@ -2,8 +2,9 @@
 
 import shutil
 
-from scorer import ScoreItem, Scorer
+from scorer import ScoreItem, Scorer, api
 from scorer import cache as cache_module
+from scorer.render import renderer_provenance
 
 from .conftest import LADDER, STRUCTURAL
 
@@ -52,8 +53,34 @@ def test_changed_svgscore_code_is_rescored(tmp_path, monkeypatch):
     shutil.copy(LADDER[0], folder)
     run(folder, tmp_path / "cache")
     assert run(folder, tmp_path / "cache")[1] == 0
-    monkeypatch.setattr(cache_module, "source_sha256", lambda: "another revision of the checks")
+    monkeypatch.setattr(api, "source_sha256", lambda: "another revision of the checks")
     assert run(folder, tmp_path / "cache")[1] == 1
+
+
+def test_a_renderer_upgrade_is_rescored(tmp_path, monkeypatch):
+    # Another cairo can shade pixels differently: a cached score made with the old one is stale.
+    folder = tmp_path / "files"
+    folder.mkdir()
+    shutil.copy(LADDER[2], folder)
+    run(folder, tmp_path / "cache")
+    assert run(folder, tmp_path / "cache")[1] == 0
+    upgraded = {**renderer_provenance("cairosvg"), "native": "cairo 99.0.0"}
+    monkeypatch.setattr(api, "renderer_provenance", lambda backend: upgraded)
+    (result,), tasks = run(folder, tmp_path / "cache")
+    assert tasks == 1 and result.provenance.renderer["native"] == "cairo 99.0.0"
+    assert run(folder, tmp_path / "cache")[1] == 0  # and cached under the new renderer
+
+
+def test_an_unreadable_cached_record_is_a_miss(tmp_path):
+    folder = tmp_path / "files"
+    folder.mkdir()
+    shutil.copy(LADDER[2], folder)
+    (cold,), _ = run(folder, tmp_path / "cache")
+    store = cache_module.ResultCache(tmp_path / "cache")
+    store._db.execute("UPDATE results SET record = ?", ('{"score": 100}',))  # e.g. written by a future version
+    store.close()
+    (again,), tasks = run(folder, tmp_path / "cache")
+    assert tasks == 1 and again == cold
 
 
 def test_the_same_bytes_elsewhere_hit_the_cache_with_their_own_path(tmp_path):

@@ -46,6 +46,22 @@ golden: $(STAMP)
 robustness: $(STAMP)
 	$(OFFLINE) $(BIN)/python scripts/robustness.py
 
+# Coverage-guided fuzzing (atheris, the `fuzz` extra) of load → render → measure for FUZZ_SECONDS
+# (default 180), seeded from fixtures/ and the resvg suite; findings are replayed through the
+# isolated Scorer. Prints executions, coverage, findings, contained, unfixed and fixed; exit 1 if
+# a finding is unfixed. Corpus, findings and logs in build/fuzz/.
+FUZZ_SECONDS ?= 180
+.PHONY: fuzz soak
+fuzz: $(STAMP)
+	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install --quiet -e '.[fuzz]'
+	$(OFFLINE) $(BIN)/python scripts/fuzz.py --seconds $(FUZZ_SECONDS)
+
+# SOAK_FILES (default 20,000) generated files, every 250th hostile, in one `svgscore score` run:
+# RSS of the parent and the workers, open fds, child processes, zombies (~40 min on 2 cores).
+SOAK_FILES ?= 20000
+soak: $(STAMP)
+	$(OFFLINE) $(BIN)/python scripts/soak.py --files $(SOAK_FILES)
+
 # Throughput against a hand-written CLIP loop and against CLIP's own forward pass, cache
 # cold/warm, structural-only, time to first result, peak RSS and RSS while streaming (~10 min
 # on 2 cores). BENCH_FILES (default 300), BENCH_STREAM (default 10000), BENCH_JSON=path.

@@ -96,6 +96,7 @@ validate: $(STAMP)
 # from the judge's cache (0 calls). Port 8000 must be free. Output in build/judge-demo/.
 JUDGE_DIR := build/judge-demo
 JUDGE_FOLDERS := fixtures/ladder fixtures/attacks fixtures/decoy
+.PHONY: judge-demo
 judge-demo: $(STAMP)
 	rm -rf $(JUDGE_DIR) && mkdir -p $(JUDGE_DIR)
 	$(BIN)/python -m tests.fake_vlm --port 8000 > $(JUDGE_DIR)/fake.log 2>&1 & echo $$! > $(JUDGE_DIR)/fake.pid; \

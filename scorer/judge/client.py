@@ -97,17 +97,17 @@ class Answer(Generic[T]):
 class Usage:
     """One judge's account for a run."""
 
-    answers: int = 0  # distinct questions answered, from the cache or by a call
+    answers: int = 0  # questions answered (dry run: to answer), from the cache or by a call
     cached: int = 0
     calls: int = 0  # HTTP requests, retries included
-    to_call: int = 0  # dry run: questions a run would have to ask
+    to_call: int = 0  # dry run: distinct questions a run would have to ask
     failed: Counter[str] = field(default_factory=Counter)
     input_tokens: int = 0
     output_tokens: int = 0
 
     @property
     def hit_rate(self) -> float | None:
-        asked = self.answers + sum(self.failed.values()) + self.to_call
+        asked = self.answers + sum(self.failed.values())
         return self.cached / asked if asked else None
 
 
@@ -132,6 +132,7 @@ class JudgeClient:
         self._keys = api_keys(self.judges, environ, named_in=named_in)
         self._secrets = secrets_of(self._keys.values())
         self.usage = {j.name: Usage() for j in self.judges}
+        self._planned: set[str] = set()  # dry run: the questions a run would ask
 
     def close(self) -> None:
         if self.cache is not None:
@@ -158,7 +159,11 @@ class JudgeClient:
             pending[q.key] = q
         if self.dry_run:
             for q in pending.values():
-                self.usage[q.judge.name].to_call += 1
+                usage = self.usage[q.judge.name]
+                usage.answers += 1
+                if q.key not in self._planned:  # asked once in a run, however many batches repeat it
+                    self._planned.add(q.key)
+                    usage.to_call += 1
                 found[q.key] = JudgeError("dry run: no call made")
         elif pending:
             asked = list(pending.values())
@@ -221,7 +226,7 @@ class JudgeClient:
             u = self.usage[judge.name]
             rate = "—" if u.hit_rate is None else f"{u.hit_rate:.0%}"
             if self.dry_run:
-                lines.append(f"judge {judge.name} ({judge.model}): dry run: {u.cached + u.to_call} answers needed, {u.cached} in the cache ({rate}), {u.to_call} calls to make")
+                lines.append(f"judge {judge.name} ({judge.model}): dry run: {u.answers} answers needed, {u.cached} in the cache ({rate}), {u.to_call} calls to make")
                 continue
             failed = ", ".join(f"{n} {code}" for code, n in sorted(u.failed.items())) or "none failed"
             cost = judge.cost_usd(u.input_tokens, u.output_tokens)

@@ -488,3 +488,25 @@ def test_the_budget_goes_where_ratings_are_closest():
     assert len({contestants[j.a].prompt for j in found.judged if contestants[j.a].model != "a"}) == counts[("b", "c")]  # a new prompt each time
     assert [r.model for r in found.ratings][0] == "a" and found.steps[0].separable
     assert found.to_dict()["resamples"] == 200
+
+
+def test_two_judges_in_a_tournament_report_how_often_they_agree():
+    contestants = [Contestant(m, "p", f"{m}{k}", True) for m in "xy" for k in range(2)]
+
+    def ask(pairs):
+        # Judge "even" always prefers x; judge "odd" prefers x only on the first drawing of x.
+        return [(Verdict("even", "a", "a"), Verdict("odd", *(("a", "a") if contestants[i].path == "x0" else ("b", "b")))) for i, _ in pairs]
+
+    found = run(contestants, ask, resamples=200)
+    assert len(found.judged) == 4 and found.agreement == {"even / odd": 0.5}
+    assert "Judges even / odd decided 50% of the pairs alike." in found.sentences()
+
+
+def test_the_example_config_binds_from_a_fresh_clone():
+    from scorer.config import load_config
+    from scorer.measure.bind import bind
+
+    plan = bind(load_config(Path(__file__).parent.parent / "configs" / "vlm.example.yaml"))
+    [vlm] = plan.batched
+    assert vlm.name == "vlm" and vlm.params.judges[0].base_url == "http://127.0.0.1:8000/v1" and vlm.params.rubric == "default"
+    assert {"outlined_text", "prompt_text", "not_blank"} <= set(plan.measures)

@@ -10,6 +10,7 @@ cache, so a re-run makes no calls.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import io
 import json
@@ -154,7 +155,7 @@ def write_votes(path: Path, found: Tournament, contestants: Sequence[Contestant]
 
 def to_dict(found: Tournament, contestants: Sequence[Contestant], client: JudgeClient) -> dict[str, Any]:
     data = found.to_dict()
-    data["contestants"] = [c.__dict__ for c in contestants]
+    data["contestants"] = [dataclasses.asdict(c) for c in contestants]
     data["judges"] = client.accounts()
     data["rubric_version"] = client.rubric.version
     return data

@@ -91,7 +91,8 @@ class Provenance:
     def summary(self) -> str:
         """One line: svgscore, config, renderer, Python and platform (the measures' settings are in ``measures``)."""
         source = f" (source {self.source_sha256[:12]})" if self.source_sha256 else ""
-        renderer = " / ".join(str(v) for v in self.renderer.values() if v) or "renderer not recorded"
+        backend, version, native = (self.renderer.get(k) for k in ("backend", "version", "native"))
+        renderer = f"renderer {backend} {version or '?'}{f' on {native}' if native else ''}" if backend else "renderer not recorded"
         where = f", Python {self.python} on {self.platform}" if self.python else ""
         return f"svgscore {self.svgscore}{source}, config {self.config or '(library dict)'} ({self.config_sha256[:12]}), {renderer}{where}"
 

@@ -185,6 +185,7 @@ def test_cli_table_and_json(tmp_path, monkeypatch):
     table = runner.invoke(main, ["compare", str(strong), str(weak)])
     assert table.exit_code == 0, table.output
     assert "Leaderboard" in table.output and "strong draws better than weak" in table.output
+    assert "Scored by: svgscore 0.2.0 (source aaaaaaaaaaaa), config structural (c0), renderer cairosvg 2.9.1 on cairo 1.16.0" in table.output
     assert "Error rows count as score 0" in table.output
     out = tmp_path / "board.json"
     result = runner.invoke(main, ["compare", str(strong), str(weak), "-o", str(out), "--errors", "exclude", "--resamples", "500"])

@@ -472,6 +472,8 @@ def write_table(board: Leaderboard, stream: Any, *, all_pairs: bool = False) -> 
         console.print(shown)
     for line in board.sentences():
         console.print(line, soft_wrap=True)
+    for provenance in board.provenance:
+        console.print(f"Scored by: {provenance.summary()}", soft_wrap=True, markup=False)
 
 
 def _num(value: float | None, spec: str) -> str:

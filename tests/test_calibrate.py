@@ -162,3 +162,116 @@ def test_report_has_prompt_bootstrap_and_prompt_wins(calibrated):
             assert versus["difference"] == pytest.approx(value - report["rows"][baseline]["value"])
             assert versus["ci95"][0] <= versus["difference"] <= versus["ci95"][1]
             assert sum(versus["prompts"].values()) <= report["prompts"]
+
+
+# -- --prior: what each fit shrinks towards ------------------------------------------------------
+
+# Far from the base's ratios, so a fit that shrank towards the base could not land near it; still
+# pointing the votes' way overall (a prior the votes contradict scales to nothing).
+PRIOR = {
+    "checks": {
+        "not_blank": {"weight": 0.1},
+        "element_count": {"weight": 0.4},
+        "closed_paths": {"weight": 0.02},
+        "detail": {"weight": 0.4},
+        "shading": {"weight": 0.02},
+        "layering": {"weight": 0.06},
+        "display_size": {"weight": 0.0, "gate": 0.5},  # not weighed by the base: never fitted
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def prior(tmp_path_factory) -> Path:
+    import yaml
+
+    path = tmp_path_factory.mktemp("prior") / "prior.yaml"
+    path.write_text("# chosen without the votes\n" + yaml.safe_dump(PRIOR))
+    return path
+
+
+def run(votes: Path, config: Path, *extra: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["calibrate", str(votes), "--config", str(config), "--folds", "3", "-j", "1", "--no-cache", *extra])
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def from_prior(votes, base, prior, tmp_path_factory) -> tuple[dict, Path]:
+    output = tmp_path_factory.mktemp("out") / "tuned.yaml"
+    code, text = run(votes, base, "--prior", str(prior), "-o", str(output), "--format", "json")
+    assert code == 0, text
+    return json.loads(text), output
+
+
+def _ratios(weights: dict[str, float]) -> dict[str, float]:
+    total = sum(weights.values())
+    return {name: w / total for name, w in weights.items()}
+
+
+def test_prior_is_what_the_fit_shrinks_towards(votes, base, prior, calibrated):
+    # With a penalty that swamps the votes the fit is its target: the prior's ratios with --prior,
+    # the base's without. Which components are fitted, and their total, stay the base's.
+    code, text = run(votes, base, "--prior", str(prior), "--l2", "1e6", "--format", "json")
+    assert code == 0, text
+    fitted = json.loads(text)["weights"]
+    code, text = run(votes, base, "--l2", "1e6", "--format", "json")
+    assert code == 0, text
+    own = json.loads(text)["weights"]
+    assert set(fitted) == set(own) == set(calibrated[0]["weights"]) and len(fitted) >= 2
+    assert "display_size" not in fitted
+    target = _ratios({name: PRIOR["checks"][name]["weight"] for name in fitted})
+    assert _ratios(fitted) == pytest.approx(target, abs=2e-3)
+    assert _ratios(own) == pytest.approx(_ratios({name: CONFIG["checks"][name]["weight"] for name in own}), abs=2e-3)
+    assert sum(fitted.values()) == pytest.approx(sum(CONFIG["checks"][name]["weight"] for name in fitted), abs=1e-3)
+
+
+def test_written_config_names_its_prior_and_keeps_the_base(from_prior, prior, calibrated):
+    import hashlib
+
+    report, written = from_prior
+    sha = hashlib.sha256(prior.read_bytes()).hexdigest()
+    assert report["prior"] == {"config": str(prior), "sha256": sha, "given": True, "fitted_on_these_votes": False}
+    assert f"# Prior (each fit shrank towards its weights): the config {prior} sha256 {sha}." in written.read_text()
+    assert report["weights"] != calibrated[0]["weights"]  # a different target, different weights
+    config = load_config(written)
+    assert {name: config.checks[name].weight for name in report["weights"]} == report["weights"]
+    assert config.checks["not_blank"].gate == 0.25 and "display_size" not in config.checks  # the base's settings, not the prior's
+    assert f"prior ({prior}), not fitted" in report["rows"] and f"prior ({prior}), not fitted" in report["by_prompt"]
+    # Without --prior the base is its own prior, and the header says so.
+    base_text = calibrated[1].read_text()
+    assert "# Prior (each fit shrank towards its weights): the config " in base_text and "base.yaml sha256 " in base_text
+
+
+def test_calibrate_from_a_prior_is_deterministic(votes, base, prior, from_prior, tmp_path):
+    report, first = from_prior
+    code, text = run(votes, base, "--prior", str(prior), "-o", str(tmp_path / "again.yaml"), "--format", "json")
+    assert code == 0, text
+    assert json.loads(text) == {**report, "output": str(tmp_path / "again.yaml")}
+    assert (tmp_path / "again.yaml").read_text() == first.read_text()
+
+
+def test_a_config_fitted_from_a_prior_is_that_fit_and_is_called_in_sample(votes, base, prior, from_prior):
+    # Only the prior, the components and their total reach the fit: the written config, as the
+    # base, refits to itself, and its header (naming these votes' sha256) marks its row in-sample.
+    report, written = from_prior
+    assert not report["base_is_this_fit"]
+    code, text = run(votes, written, "--prior", str(prior), "--format", "json")
+    assert code == 0, text
+    again = json.loads(text)
+    assert again["base_is_this_fit"]
+    assert again["weights"] == pytest.approx(report["weights"], abs=5e-4)
+    assert f"base config ({written}), in-sample: its weights were chosen on these votes" in again["rows"]
+    assert f"base config ({base})" in report["rows"]  # the hand-made base names no votes
+    code, text = run(votes, written)  # its own prior: the table says the CV figure is not held out
+    assert code == 0, text
+    assert f"shrinks towards {written}, whose weights were fitted on these votes" in text
+
+
+def test_a_prior_without_a_fitted_component_is_refused(votes, base, tmp_path):
+    import yaml
+
+    partial = tmp_path / "partial.yaml"
+    partial.write_text(yaml.safe_dump({"checks": {"not_blank": {"weight": 1.0}}}))
+    code, text = run(votes, base, "--prior", str(partial))
+    assert code == 2
+    assert "the prior lists no weight for" in text

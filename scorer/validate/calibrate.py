@@ -9,6 +9,10 @@ A figure on the votes the weights were fitted on says nothing about new prompts,
 agreement is cross-validated *by prompt*: prompts are split into folds, the weights are refitted
 on the other folds' votes and the held-out prompts' votes are judged with them. That is the
 figure of the procedure; the written config is that procedure run on all the votes.
+
+Each fit shrinks towards a *prior* (``--prior``, by default the base config's own weights). A
+held-out prompt cannot move its fold's weights, but it may have chosen the prior: the figure is
+held out only when the prior's weights were chosen without these votes.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from .. import __version__
 from ..api import Scorer
 from ..cliopts import config_option, scorer_kwargs, scorer_options
 from ..combine import combine
-from ..config import DEFAULT_PROMPT, Config, load_config, packaged_config_text, read_yaml
-from ..errors import UsageError
+from ..config import DEFAULT_PROMPT, Config, load_config, packaged_config_text
+from ..errors import ConfigError, UsageError
 from ..inputs import ScoreItem, read_manifest
 from ..record import ScoreResult
 from .cli import ItemKey, KeyedVote, Results, load_labels
@@ -44,6 +48,7 @@ DEFAULT_L2 = 0.01
 Decided = tuple[ItemKey, ItemKey, Winner]  # both files scored without error, winner "a" or "b"
 Picks = Mapping[tuple[ItemKey, ItemKey], tuple[float | None, float | None]]  # a judge's values of (a, b) per voted pair
 PROMPT_RESAMPLES = 2000
+SAME_WEIGHT = 5e-4  # written weights are rounded to 4 decimals: closer than this, a base's weight is the fit's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +58,8 @@ class Calibration:
     weights: dict[str, float]  # fitted components only, on the base config's scale
     cross_validated: Agreement  # the procedure, on held-out prompts
     base: Agreement  # the base config on the same votes
+    prior: Agreement  # the prior's weights, not fitted, on the same votes
+    prior_weights: dict[str, float]  # the prior's weights of the fitted components, on the base config's scale
     in_sample: Agreement  # the fitted weights on the votes they were fitted on (not a generalisation figure)
     folds: list[list[str]]  # prompts per fold
     held_out: dict[tuple[ItemKey, ItemKey], tuple[float | None, float | None]]  # each vote's held-out scores
@@ -145,9 +152,21 @@ def rescore(result: ScoreResult, weights: Mapping[str, float], gates: Mapping[st
 
 
 def calibrate(
-    decided: Sequence[Decided], results: Results, base: Mapping[str, float], gates: Mapping[str, float], *, folds: int | None, seed: int, l2: float
+    decided: Sequence[Decided],
+    results: Results,
+    base: Mapping[str, float],
+    gates: Mapping[str, float],
+    *,
+    folds: int | None,
+    seed: int,
+    l2: float,
+    prior: Mapping[str, float] | None = None,
 ) -> Calibration:
-    """Cross-validate the fitting procedure by prompt, then fit it on all the votes."""
+    """Cross-validate the fitting procedure by prompt, then fit it on all the votes.
+
+    ``base`` decides which components are fitted and the scale the weights are written on;
+    ``prior`` (default: ``base``) is what each fit shrinks towards.
+    """
     if not decided:
         raise UsageError("no vote can be used: every vote is a tie, names a missing file or an error row")
     # A weight-0 component is off by the base config's choice (a gate-only check, a measure
@@ -155,16 +174,21 @@ def calibrate(
     names = fittable(decided, results, [name for name, weight in base.items() if weight > 0])
     if not names:
         raise UsageError("no component varies over the voted files: nothing to fit")
-    prior = np.array([base[name] for name in names])
+    prior = base if prior is None else prior
+    missing = [name for name in names if name not in prior]
+    if missing:
+        raise UsageError(f"the prior lists no weight for {', '.join(missing)}, which the base config fits")
+    target = np.array([prior[name] for name in names])
+    start = on_base_scale(target, names, base)  # the prior as the config would weigh it, unfitted
     groups = prompt_folds([a[1] for a, _, _ in decided], folds, seed)
     held_out: dict[tuple[ItemKey, ItemKey], tuple[float | None, float | None]] = {}
     for held in groups:
         train = [v for v in decided if v[0][1] not in held]
         test = [v for v in decided if v[0][1] in held]
-        weights = on_base_scale(fit_weights(*_design(train, results, names), l2, prior), names, base) if train else {n: base[n] for n in names}
+        weights = on_base_scale(fit_weights(*_design(train, results, names), l2, target), names, base) if train else start
         for a, b, _ in test:
             held_out[(a, b)] = (rescore(results[a], weights, gates), rescore(results[b], weights, gates))
-    final = on_base_scale(fit_weights(*_design(decided, results, names), l2, prior), names, base)
+    final = on_base_scale(fit_weights(*_design(decided, results, names), l2, target), names, base)
 
     def judged(score: Any) -> Agreement:
         return agreement([(w, *score(a, b)) for a, b, w in decided])
@@ -173,6 +197,8 @@ def calibrate(
         weights=final,
         cross_validated=judged(lambda a, b: held_out[(a, b)]),
         base=judged(lambda a, b: (results[a].score, results[b].score)),
+        prior=judged(lambda a, b: (rescore(results[a], start, gates), rescore(results[b], start, gates))),
+        prior_weights=start,
         in_sample=judged(lambda a, b: (rescore(results[a], final, gates), rescore(results[b], final, gates))),
         folds=groups,
         held_out=held_out,
@@ -310,12 +336,13 @@ def _figure(found: Agreement) -> dict[str, Any]:
     return {"value": found.value, "ci95": [found.low, found.high], "decided": found.used}
 
 
-def header(votes: Sequence[Path], base: str, found: Calibration, *, seed: int, l2: float) -> str:
+def header(votes: Sequence[Path], base: str, prior: Origin, found: Calibration, *, seed: int, l2: float) -> str:
     """The provenance comment of a written config."""
     lines = [
         f"Calibrated by `svgscore calibrate` (svgscore {__version__}) from the config {base}.",
         "Weights of the components below that the votes could measure were fitted (Bradley–Terry on component",
         f"differences, non-negative, L2 {l2:g}) and rescaled to the base config's total for them; everything else is the base's.",
+        f"Prior (each fit shrank towards its weights): the config {prior.name} sha256 {prior.sha256}.",
         "Votes:",
         *[f"  {path} sha256 {sha256_of(path)}" for path in votes],
         f"Folds: {len(found.folds)} by prompt (seed {seed}); each fold's weights fitted on the other folds' prompts.",
@@ -327,13 +354,38 @@ def header(votes: Sequence[Path], base: str, found: Calibration, *, seed: int, l
     return "".join(f"# {line}\n" for line in lines)
 
 
+def config_text(config: Config) -> str | None:
+    """A config's YAML as written (a packaged one from the package, else its file); None for one built in code."""
+    if config.name is None:
+        return None
+    if config.base_dir is None:
+        return packaged_config_text(config.name)
+    try:
+        return Path(config.name).read_bytes().decode("utf-8")  # bytes as they are: its sha256 is the file's
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {config.name}: {exc}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Origin:
+    """Which config a set of weights came from, and whether it says it was fitted on the votes at hand."""
+
+    name: str
+    sha256: str  # of the YAML as written (``sha256sum`` of the file); of the settings for a config built in code
+    fitted_on_votes: bool  # its text names a votes file's sha256, as a config written by calibrate does
+
+
+def origin(config: Config, votes: Sequence[Path]) -> Origin:
+    text = config_text(config)
+    if text is None:
+        return Origin("(built in code)", config.sha256(), False)
+    return Origin(str(config.name), hashlib.sha256(text.encode()).hexdigest(), any(sha256_of(path) in text for path in votes))
+
+
 def base_content(config: Config) -> dict[str, Any]:
-    """The base config as written (a packaged one from the package, else its file)."""
-    if config.base_dir is None and config.name is not None:
-        return yaml.safe_load(packaged_config_text(config.name)) or {}
-    if config.name is not None:
-        return read_yaml(Path(config.name), "config") or {}
-    return config.model_dump(mode="json")
+    """The base config as written, comments aside."""
+    text = config_text(config)
+    return config.model_dump(mode="json") if text is None else yaml.safe_load(text) or {}
 
 
 def tuned_config(raw: Mapping[str, Any], weights: Mapping[str, float]) -> dict[str, Any]:
@@ -348,9 +400,7 @@ def _table(report: dict[str, Any]) -> str:
     lines = [f"{report['votes_used']} votes used ({report['prompts']} prompts, {report['folds']} folds by prompt, seed {report['seed']}, L2 {report['l2']:g})"]
     width = max(len(name) for name in report["rows"])
     lines += [f"  {name:<{width}}  {_cell(Agreement(*_unpack(f)))}" for name, f in report["rows"].items()]
-    # The held-out prompt's votes cannot move the fold's weights, but they may have chosen the
-    # base weights the fit shrinks towards: then the held-out figure is not held out.
-    lines.append("  (each fold's fit shrinks towards the base config's weights: if those were calibrated on these votes, so was this figure)")
+    lines.append(f"  ({_prior_note(report['prior'])})")
     lines.append(f"by prompt ({PROMPT_RESAMPLES} resamples of the {report['prompts']} prompts with their votes: votes on one prompt are not independent):")
     for name, found in report["by_prompt"].items():
         value = report["rows"][name]["value"]
@@ -362,11 +412,26 @@ def _table(report: dict[str, Any]) -> str:
                 f"better on {versus['prompts']['won']} prompts, as good on {versus['prompts']['tied']}, worse on {versus['prompts']['lost']}"
             )
     lines.append("fitted weights (on all votes; the base config's total for these components): " + ", ".join(f"{n} {w:g}" for n, w in report["weights"].items()))
+    if report["base_is_this_fit"]:
+        lines.append("  (the base config's own weights: it is this procedure run on these votes, so the cross-validated figure is the one that speaks for it)")
     if report["judges"]:
         lines.append(f"LLM judges ({report['judges_file']}), each on the votes it judged:")
         width = max(len(name) for name in report["judges"])
         lines += [f"  {name:<{width}}  {_cell(Agreement(*_unpack(f)))}" for name, f in report["judges"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _prior_note(prior: Mapping[str, Any]) -> str:
+    # The held-out prompt's votes cannot move the fold's weights, but they may have chosen the
+    # weights the fit shrinks towards: then the held-out figure is not held out.
+    if prior["fitted_on_these_votes"]:
+        return f"each fold's fit shrinks towards {prior['config']}, whose weights were fitted on these votes: the cross-validated figure is not held out"
+    if not prior["given"]:
+        return (
+            "each fold's fit shrinks towards the base config's weights: if those were chosen looking at these votes, so was this figure; "
+            "--prior names weights chosen without them"
+        )
+    return f"each fold's fit shrinks towards --prior {prior['config']}: the figure is held out as far as its weights were chosen without these votes"
 
 
 def _number(value: float | None) -> str:
@@ -412,6 +477,12 @@ def _unpack(figure: Mapping[str, Any]) -> tuple[float, float, float, int, int]:
 @click.option("--folds", type=click.IntRange(min=2), help="Cross-validation folds, by prompt [default: one prompt per fold].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the prompt-to-fold shuffle.")
 @click.option("--l2", type=click.FloatRange(min=0), default=DEFAULT_L2, show_default=True, help="L2 penalty on the weights (per vote).")
+@click.option(
+    "--prior",
+    metavar="NAME|PATH",
+    help="The config whose weights each fit shrinks towards [default: the --config base]. Weights chosen without these "
+    "votes make the cross-validated figure a held-out one; the base still decides what is fitted and what -o writes.",
+)
 @click.option("--judges", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Votes CSV with judge:<name> columns (other judges' picks) to print beside.")
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV/JSONL path,prompt for files whose vote rows name no prompt.")
 @click.option("--prompt", default=DEFAULT_PROMPT, show_default=True, help="Prompt for files neither a vote row nor the manifest gives one.")
@@ -426,6 +497,7 @@ def calibrate_command(
     folds: int | None,
     seed: int,
     l2: float,
+    prior: str | None,
     judges: Path | None,
     manifest: Path | None,
     prompt: str,
@@ -447,6 +519,7 @@ def calibrate_command(
     \b
     Examples:
       svgscore calibrate votes.csv --config structural -o tuned.yaml
+      svgscore calibrate votes.csv --config structural --prior configs/calibration/structural_prior.yaml
       svgscore score drawings/ --config tuned.yaml
     """
     try:
@@ -459,29 +532,42 @@ def calibrate_command(
         with Scorer(config, jobs=jobs, cache=not no_cache, **scorer_kwargs(clip_weights, device, plugins)) as scorer:
             results = {(r.path, r.prompt): r for r in scorer.score_items(items)}
             base = scorer.config
-        base_weights = {name: cfg.weight for name, cfg in base.checks.items()}
+        shrink_to = base if prior is None else load_config(prior)
+        base_from, prior_from = origin(base, votes), origin(shrink_to, votes)
         decided = decided_votes(keyed, results)
-        found = calibrate(decided, results, base_weights, base.gates, folds=folds, seed=seed, l2=l2)
-        cross_validated, as_is = "calibrated, prompt-cross-validated", f"base config ({base.name})"
+        found = calibrate(
+            decided, results, {name: cfg.weight for name, cfg in base.checks.items()}, base.gates,
+            folds=folds, seed=seed, l2=l2, prior={name: cfg.weight for name, cfg in shrink_to.checks.items()},
+        )
+        cross_validated = "calibrated, prompt-cross-validated"
+        as_is = f"base config ({base.name})" + (", in-sample: its weights were chosen on these votes" if base_from.fitted_on_votes else "")
+        unfitted = {f"prior ({prior_from.name}), not fitted": (found.prior, found.prior_weights)} if prior is not None else {}
         rows = {
             cross_validated: _figure(found.cross_validated),
+            **{name: _figure(figure) for name, (figure, _) in unfitted.items()},
             as_is: _figure(found.base),
             **{name: _figure(value) for name, value in baselines(decided).items()},
             "calibrated, on the votes it was fitted on": _figure(found.in_sample),
         }
         trivial = baseline_picks(decided)
-        judges_by_prompt = {cross_validated: found.held_out, as_is: {(a, b): (results[a].score, results[b].score) for a, b, _ in decided}}
+        judges_by_prompt = {
+            cross_validated: found.held_out,
+            **{name: {(a, b): (rescore(results[a], w, base.gates), rescore(results[b], w, base.gates)) for a, b, _ in decided} for name, (_, w) in unfitted.items()},
+            as_is: {(a, b): (results[a].score, results[b].score) for a, b, _ in decided},
+        }
         prompt_rows = {name: _prompt_figures(decided, picks, trivial) for name, picks in judges_by_prompt.items()}
         judged = {name: _figure(value) for name, value in judge_figures(judges, found.held_out).items()} if judges else {}
         if output is not None:
-            text = header(votes, str(base.name), found, seed=seed, l2=l2) + yaml.safe_dump(tuned_config(base_content(base), found.weights), sort_keys=False, allow_unicode=True)
+            text = header(votes, str(base.name), prior_from, found, seed=seed, l2=l2) + yaml.safe_dump(tuned_config(base_content(base), found.weights), sort_keys=False, allow_unicode=True)
             output.write_text(text, encoding="utf-8")
             load_config(output)  # what was written must load
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     report = {
         "votes_used": len(decided), "prompts": len({a[1] for a, _, _ in decided}), "folds": len(found.folds), "seed": seed, "l2": l2,
-        "rows": rows, "by_prompt": prompt_rows, "weights": found.weights, "judges": judged, "judges_file": str(judges) if judges else None,
+        "rows": rows, "by_prompt": prompt_rows, "weights": found.weights,
+        "base_is_this_fit": all(abs(base.checks[name].weight - w) <= SAME_WEIGHT for name, w in found.weights.items()),
+        "prior": {"config": prior_from.name, "sha256": prior_from.sha256, "given": prior is not None, "fitted_on_these_votes": prior_from.fitted_on_votes}, "judges": judged, "judges_file": str(judges) if judges else None,
         "output": str(output) if output else None,
     }
     click.echo(json.dumps(report, indent=2, ensure_ascii=False) if fmt == "json" else _table(report), nl=fmt == "json")

@@ -70,7 +70,9 @@ bench: $(STAMP)
 
 # Judge validity on ../shared/corpus/. First the human pairwise votes (JannesKlaas arena, dev half):
 # per shipped config, agreement of its calibration procedure cross-validated by prompt (weights
-# refitted without each held-out prompt) with a bootstrap interval, beside the config as shipped,
+# refitted without each held-out prompt, each fit shrunk towards configs/calibration/CONFIG_prior.yaml,
+# weights chosen without the votes: so the figure is held out) with a bootstrap interval, beside that
+# prior unfitted and the config as shipped (in-sample: its weights were chosen on these votes),
 # the trivial judges (more XML elements wins, larger file wins) on the same votes, the same figures
 # with prompts as the unit (prompt-bootstrap intervals of the agreement and of its lead over each
 # trivial judge, prompts won / tied / lost against it: votes on one prompt are not independent) and the nine LLM
@@ -81,8 +83,9 @@ VALIDATE_DIR := build/validate
 ARENA := ../shared/corpus/JannesKlaas__pelican-arena-dev
 validate: $(STAMP)
 	@for config in structural default; do \
-		echo "== human votes $(ARENA)/votes.csv, config $$config: calibration cross-validated by prompt, baselines, LLM judges"; \
-		$(OFFLINE) $(BIN)/svgscore calibrate $(ARENA)/votes.csv --config $$config --judges $(ARENA)/llm_judges.csv || exit 1; \
+		echo "== human votes $(ARENA)/votes.csv, config $$config: calibration from a vote-blind prior cross-validated by prompt (held out), the shipped config (in-sample), baselines, LLM judges"; \
+		$(OFFLINE) $(BIN)/svgscore calibrate $(ARENA)/votes.csv --config $$config --prior configs/calibration/$${config}_prior.yaml \
+			--judges $(ARENA)/llm_judges.csv || exit 1; \
 	done
 	$(OFFLINE) $(BIN)/svgscore validate $(ARENA)/votes.csv --config structural --config default
 	$(BIN)/python scripts/corpus_votes.py $(VALIDATE_DIR)

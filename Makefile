@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # network spends one 2 s probe before CLIP is declared unavailable). Real weights: SVGSCORE_CLIP_WEIGHTS.
 OFFLINE := HF_HUB_OFFLINE=1
 
-.PHONY: install browser demo test golden robustness bench validate clean
+.PHONY: install browser demo test golden robustness bench bench-ray validate clean
 
 install: $(STAMP)
 
@@ -67,6 +67,13 @@ soak: $(STAMP)
 # on 2 cores). BENCH_FILES (default 300), BENCH_STREAM (default 10000), BENCH_JSON=path.
 bench: $(STAMP)
 	$(OFFLINE) $(BIN)/python scripts/bench.py
+
+# The Ray executor against the local worker pool on 300 corpus files, on this machine (a cluster of
+# its CPUs started by the script): throughput cold and warm, per-stage times, identical records,
+# fixtures/hostile/ through Ray, and a 2-million-file cluster estimate (~5 min on 2 cores).
+# BENCH_FILES (default 300), BENCH_JSON=path.
+bench-ray: $(STAMP)
+	$(OFFLINE) $(BIN)/python scripts/bench_ray.py
 
 # Judge validity on ../shared/corpus/. First the human pairwise votes (JannesKlaas arena, dev half):
 # per shipped config, agreement of its calibration procedure cross-validated by prompt (weights

@@ -79,7 +79,7 @@ class RayActors(_Strict):
 class RaySettings(_Strict):
     """Where ``--executor ray`` runs each stage. Not part of ``config_sha256``: it moves no score."""
 
-    batch_size: int = Field(32, ge=1)  # files per per-file task (load, render, per-file measures)
+    batch_size: int = Field(16, ge=1)  # files per per-file task (load, render, per-file measures)
     measures: dict[str, RayActors] = Field(default_factory=dict)  # batched measure name → its actors
 
 

@@ -10,7 +10,8 @@ calls (``scorer.api``), so a record made here is the record a local run makes:
    worker subprocess, never the Ray worker: one error row, as locally.
 2. **per batched measure** (CLIP, model judges) — an actor pool, one model per actor, on GPUs when
    the cluster has them (the config's ``ray.measures``).
-3. **records** — Ray tasks combining each file's components into its record.
+3. **records** — each file's components combined into its record, at the end of the last stage
+   (the per-file task when the config has no batched measure, else the last measure's actor).
 
 Ray retries a task whose worker process died and restarts a dead actor, retrying its call; a
 stage's output counts only once its task succeeded, so each file is scored exactly once.
@@ -27,11 +28,11 @@ JSON — the line a local ``-o results.jsonl`` writes — and, for querying, its
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import pickle
 import sys
-import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,7 @@ from ..measure.bind import Overrides, Plan, bind
 from ..measure.registry import BatchItem, MeasureUnavailable, resolve_plugin
 from ..pipeline import Analysis, FileTask
 from ..record import Provenance, ResultKey, ScoreResult
+from ..version import source_sha256
 
 if TYPE_CHECKING:
     import ray.data
@@ -104,12 +106,19 @@ class Job:
     import_path: tuple[str, ...]  # the driver's sys.path: plugins it imports import on workers too
     base_dir: str  # relative ``path`` rows resolve here
     skip: Any  # ObjectRef of frozenset[ResultKey]: records the output already holds (a resumed run)
-    key: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)  # worker caches are per job
+    key: str  # the same for jobs that score alike (see _job_key): worker caches are kept by it
 
 
-# Per Ray worker process: the bound plan, the provenance and the isolated pool of the job it last
-# ran. Tasks of one job reuse them; a task of another job replaces them.
-_state: dict[str, Any] = {"key": None}
+def _job_key(config: Config, overrides: Overrides, import_path: Sequence[str], plan: Plan) -> str:
+    """Equal for jobs whose workers would be set up the same: such a job reuses the last one's
+    plan, provenance and isolated worker (an edit of svgscore's or a plugin's source sets up anew)."""
+    setup = [config.model_dump(mode="json"), config.name, config.base_dir, overrides, list(import_path), plan.sha256, source_sha256()]
+    return hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# Per Ray worker process: the bound plan, the provenance and the isolated pool of the job setup
+# it last ran, and the skip set of the job it last ran. Another setup replaces them.
+_state: dict[str, Any] = {"key": None, "skip_ref": None, "skip": frozenset()}
 
 
 def _job_state(job: Job) -> dict[str, Any]:
@@ -118,9 +127,10 @@ def _job_state(job: Job) -> dict[str, Any]:
         if pool is not None:
             pool.close()
         sys.path.extend(p for p in job.import_path if p not in sys.path)
-        skip = frozenset() if job.skip is None else _ray().get(job.skip)
-        _state.clear()
-        _state.update(key=job.key, plan=bind(job.config, job.overrides), skip=skip, provenance={}, pool=None)
+        _state.update(key=job.key, plan=bind(job.config, job.overrides), provenance={}, pool=None)
+    skip_ref = None if job.skip is None else job.skip.hex()
+    if _state["skip_ref"] != skip_ref:
+        _state.update(skip_ref=skip_ref, skip=frozenset() if job.skip is None else _ray().get(job.skip))
     return _state
 
 
@@ -155,8 +165,9 @@ def _item(row: dict[str, Any], job: Job) -> tuple[str | None, ScoreItem]:
     return str(path), ScoreItem(path=os.path.join(job.base_dir, str(path)), prompt=prompt, error=error)
 
 
-def analyse(batch: pa.Table, job: Job) -> pa.Table:
-    """Stage 1 for a batch of input rows: each file read and analysed in the isolated worker."""
+def analyse(batch: pa.Table, job: Job, *, finish: bool = False) -> pa.Table:
+    """Stage 1 for a batch of input rows: each file read and analysed in the isolated worker;
+    ``finish``: and made into records at once (no batched measure to wait for)."""
     state = _job_state(job)
     entries: list[tuple[str | None, ScoreItem, FileBytes]] = []
     for row in batch.to_pylist():
@@ -173,7 +184,8 @@ def analyse(batch: pa.Table, job: Job) -> pa.Table:
         [item.prompt for _, item, _ in entries],
         [pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL) for outcome in outcomes],
     )
-    return pa.Table.from_arrays([pa.array(c, t.type) for c, t in zip(columns, _ANALYSED_SCHEMA, strict=True)], schema=_ANALYSED_SCHEMA)
+    analysed_table = pa.Table.from_arrays([pa.array(c, t.type) for c, t in zip(columns, _ANALYSED_SCHEMA, strict=True)], schema=_ANALYSED_SCHEMA)
+    return records(analysed_table, job) if finish else analysed_table
 
 
 def _probe(job: Job, name: str) -> dict[str, Any]:
@@ -184,8 +196,8 @@ def _probe(job: Job, name: str) -> dict[str, Any]:
 class BatchedMeasure:
     """Stage 2 as a Ray actor: one batched measure's model, loaded once, on the analysed files."""
 
-    def __init__(self, job: Job, name: str) -> None:
-        self.name = name
+    def __init__(self, job: Job, name: str, finish: bool) -> None:
+        self.job, self.name, self.finish = job, name, finish  # finish: the last stage, making the records
         self.bound = _plan(job).measures[name]
         self.loaded = load_batched(self.bound)
         self.entry = json.dumps(batched_provenance(self.loaded), sort_keys=True)
@@ -198,11 +210,14 @@ class BatchedMeasure:
         values = iter(measure_batch(self.bound, loaded, items) if items else ())
         measured = [pickle.dumps(next(values)) if isinstance(o, Analysis) else b"" for o in outcomes]
         batch = batch.append_column(pa.field(f"measured:{self.name}", pa.binary()), pa.array(measured, pa.binary()))
-        return batch.append_column(pa.field(f"provenance:{self.name}", pa.string()), pa.array([self.entry] * len(outcomes), pa.string()))
+        batch = batch.append_column(pa.field(f"provenance:{self.name}", pa.string()), pa.array([self.entry] * len(outcomes), pa.string()))
+        return records(batch, self.job) if self.finish else batch
 
 
 def records(batch: pa.Table, job: Job) -> pa.Table:
-    """Stage 3: each file's record, made by the Scorer's own :func:`~scorer.api.make_result`."""
+    """Stage 3: each file's record, made by the Scorer's own :func:`~scorer.api.make_result`.
+    Cheap, so it runs at the end of the stage before it: a stage of its own would hold a CPU
+    slot of its own (Ray Data reserves resources per operator) for next to no work."""
     state, plan = _job_state(job), _plan(job)
     results = []
     for row in batch.to_pylist():
@@ -259,10 +274,18 @@ def score_dataset(
     unknown = sorted(set(settings.measures) - set(batched))
     if unknown:
         raise ConfigError(f"ray.measures names {', '.join(unknown)}: not batched measures of this config (batched: {', '.join(batched) or 'none'})")
-    job = Job(loaded, overrides, tuple(sys.path), str(Path(base_dir or os.getcwd()).resolve()), ray.put(frozenset(skip)) if skip else None)
+    import_path = tuple(sys.path)
+    job = Job(
+        loaded,
+        overrides,
+        import_path,
+        str(Path(base_dir or os.getcwd()).resolve()),
+        ray.put(frozenset(skip)) if skip else None,
+        _job_key(loaded, overrides, import_path, plan),
+    )
     dataset = dataset.map_batches(
         analyse,
-        fn_kwargs={"job": job},
+        fn_kwargs={"job": job, "finish": not batched},
         batch_size=settings.batch_size,
         batch_format="pyarrow",
         num_cpus=1,
@@ -284,13 +307,13 @@ def score_dataset(
                 require_available(bound, MeasureUnavailable(entry["reason"]))
         dataset = dataset.map_batches(
             BatchedMeasure,
-            fn_constructor_kwargs={"job": job, "name": name},
+            fn_constructor_kwargs={"job": job, "name": name, "finish": name == batched[-1]},
             batch_size=actors.batch_size,
             batch_format="pyarrow",
             concurrency=actors.actors,
             **resources,
         )
-    return dataset.map_batches(records, fn_kwargs={"job": job}, batch_format="pyarrow", num_cpus=1)
+    return dataset
 
 
 def _per_file_args() -> dict[str, Any]:

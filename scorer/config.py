@@ -72,7 +72,7 @@ class RayActors(_Strict):
 
     actors: int = Field(1, ge=1)
     num_gpus: float | None = Field(None, ge=0)  # per actor; None: 1 when the cluster has GPUs, else 0
-    num_cpus: float = Field(1.0, gt=0)
+    num_cpus: float = Field(1.0, ge=0)  # 0: the model shares the cores with the per-file tasks, as a local run's parent does
     batch_size: int = Field(64, ge=1)  # files per call
 
 

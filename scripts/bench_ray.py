@@ -225,7 +225,9 @@ def main() -> int:
     print("\n== structural + tiny CLIP (batched measure: a Ray actor / the local parent), warm")
     with tempfile.TemporaryDirectory() as folder:
         tiny = build_tiny_clip(Path(folder))
-        clip_config = {"checks": {**checks, "clip": {"weight": 1.0, "params": tiny.clip_section()}}, "ray": {"measures": {"clip": {"num_cpus": 0.25}}}}
+        # num_cpus 0: the actor shares the cores with the per-file tasks, as the local parent
+        # shares them with its workers; a CPU reserved for it would leave one task slot of two.
+        clip_config = {"checks": {**checks, "clip": {"weight": 1.0, "params": tiny.clip_section()}}, "ray": {"measures": {"clip": {"num_cpus": 0}}}}
         clip_runs = {}
         with Scorer(clip_config, jobs=CORES, cache=False) as scorer:
             local_run(scorer, items[:8])  # loads the model, starts the workers

@@ -67,7 +67,7 @@ def test_records_match_a_local_run_score_for_score(cluster, tmp_path):
     config = {
         "checks": {**STRUCTURAL, "clip": {"weight": 1.0, "params": tiny.clip_section(batch_size=4)}},
         # Small batches: several tasks and several actor calls, as on a real job.
-        "ray": {"batch_size": 3, "measures": {"clip": {"batch_size": 5, "num_cpus": 0.25}}},
+        "ray": {"batch_size": 3, "measures": {"clip": {"batch_size": 5, "num_cpus": 0}}},
     }
     missing = tmp_path / "gone.svg"
     files = [*LADDER, *BROKEN, *sorted((FIXTURES / "other_prompt").glob("*.svg")), missing]
@@ -139,7 +139,7 @@ def test_a_killed_worker_process_and_actor_lose_nothing(cluster, tmp_path):
         "plugins": [PLUGIN],
         "checks": {"parses": {"weight": 1.0}, "not_blank": {"weight": 1.0}, "stall_worker": {"weight": 1.0, **params}, "stall_actor": {"weight": 1.0, **params}},
         "render": {"timeout_s": HANG_GUARD_S},  # the stalled file must wait for its kill, not time out
-        "ray": {"batch_size": 2, "measures": {"stall_actor": {"batch_size": 3, "num_cpus": 0.25}}},
+        "ray": {"batch_size": 2, "measures": {"stall_actor": {"batch_size": 3, "num_cpus": 0}}},
     }
     items = [ScoreItem(path=str(p), prompt=KILL if i in (2, 5) else PROMPT) for i, p in enumerate(LADDER)]
     killer = Killer(signals, ("worker", "actor"))

@@ -83,6 +83,10 @@ class Scorer:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        for loaded in self._batched.values():
+            if callable(close := getattr(loaded, "close", None)):
+                close()  # a judge's HTTP client and answer cache
+        self._batched.clear()
         if self._cache is not None:
             self._cache.close()
             self._cache = None

@@ -97,7 +97,9 @@ class MeasureUnavailable(Exception):  # noqa: N818  (a signal with a reason, not
 
 class BatchScorer(Protocol):
     """A loaded batched measure. ``provenance`` says what produces its numbers (model, checkpoint
-    hash, precision, rubric version...); it goes into every record."""
+    hash, precision, rubric version...); it goes into every record. It may also have ``close()``
+    (called when its Scorer closes: connections, cache files) and ``summary()`` (lines of
+    accounts for the run: calls, cache hits, tokens, cost)."""
 
     provenance: Mapping[str, Any]
 

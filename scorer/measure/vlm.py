@@ -176,6 +176,9 @@ class VlmJudge:
             explanation += f"; median of {samples} answers each"
         return Measurement(min(1.0, max(0.0, round(mean, 6))), explanation, details)
 
+    def close(self) -> None:
+        self.client.close()
+
     def summary(self) -> list[str]:
         """The run's accounts, and for an ensemble how far its judges agree."""
         return self.client.summary(per=("files", self.files)) + agreement_lines(self.values)

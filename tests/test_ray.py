@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from scorer import ScoreItem, Scorer
 from scorer.cli import main
 from scorer.config import load_config
+from scorer.errors import item_error_for
 from scorer.executors import ray as on_ray
 from scorer.inputs import discover
 
@@ -69,9 +70,10 @@ def test_records_match_a_local_run_score_for_score(cluster, tmp_path):
         # Small batches: several tasks and several actor calls, as on a real job.
         "ray": {"batch_size": 3, "measures": {"clip": {"batch_size": 5, "num_cpus": 0}}},
     }
-    missing = tmp_path / "gone.svg"
-    files = [*LADDER, *BROKEN, *sorted((FIXTURES / "other_prompt").glob("*.svg")), missing]
-    items = list(discover(files, PROMPT, {}))
+    missing, failed = tmp_path / "gone.svg", tmp_path / "never_made.svg"
+    files = [*LADDER, *BROKEN, *sorted((FIXTURES / "other_prompt").glob("*.svg")), missing, failed]
+    # `failed`: a manifest row whose generation failed, as `svgscore generate` writes one
+    items = list(discover(files, PROMPT, {}, {str(failed.resolve()): item_error_for("no_svg", "the reply held no SVG")}))
     rows = [*on_ray.input_rows(items), {"id": "inline-circle", "svg": INLINE, "prompt": "a red ball"}]
 
     scored = on_ray.score_dataset(ray.data.from_items(rows), config).materialize()
@@ -83,10 +85,13 @@ def test_records_match_a_local_run_score_for_score(cluster, tmp_path):
     for path, record in local.items():
         assert remote[path] == record, path
     assert remote[str(missing)]["error"]["code"] == "read_error"
+    assert remote[str(failed)]["error"] == {"code": "no_svg", "message": "the reply held no SVG"}
     assert {r["components"]["clip"]["value"] is not None for r in local.values() if r["status"] == "ok"} == {True}
 
     scored.write_parquet(str(tmp_path / "out.parquet"))
+    (tmp_path / "out.parquet" / "killed_mid_write.parquet").write_bytes(b"PAR1\x00half")  # what a killed writer leaves
     assert by_path(on_ray.read_records(tmp_path / "out.parquet")) == remote
+    assert not (tmp_path / "out.parquet" / "killed_mid_write.parquet").exists()
 
 
 def test_hostile_files_and_hazards_cost_one_error_row_each(cluster):

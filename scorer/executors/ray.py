@@ -190,7 +190,10 @@ def analyse(batch: pa.Table, job: Job, *, finish: bool = False) -> pa.Table:
 
 def _probe(job: Job, name: str) -> dict[str, Any]:
     """A batched measure's provenance entry, loaded where its actors would load it."""
-    return batched_provenance(load_batched(_plan(job).measures[name]))
+    loaded = load_batched(_plan(job).measures[name])
+    if callable(close := getattr(loaded, "close", None)):
+        close()
+    return batched_provenance(loaded)
 
 
 class BatchedMeasure:
@@ -201,6 +204,12 @@ class BatchedMeasure:
         self.bound = _plan(job).measures[name]
         self.loaded = load_batched(self.bound)
         self.entry = json.dumps(batched_provenance(self.loaded), sort_keys=True)
+
+    def __del__(self) -> None:
+        # Ray Data deletes the UDF when it retires the actor: close what the measure holds (a
+        # judge's HTTP client and answer cache), as Scorer.close() does.
+        if callable(close := getattr(getattr(self, "loaded", None), "close", None)):
+            close()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         loaded = require_available(self.bound, self.loaded)  # the probe loaded it, this actor cannot: the job fails

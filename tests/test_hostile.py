@@ -555,9 +555,11 @@ def _make_mortal():
 def test_a_worker_death_does_not_lose_the_files_after_it():
     with WorkerPool(_make_mortal, jobs=1, timeout_s=60, memory_mb=2048) as pool:
         results = list(pool.imap(["before", "die", "after"]))
-        assert pool.stats.deaths == 1
+        # A file is tried once more in a fresh worker (a kill from outside is not the file's
+        # fault); one that kills its worker both times is an error row, and nothing else is lost.
+        assert pool.stats.deaths == 2
     assert results[0] == "before" and results[2] == "after"
-    assert isinstance(results[1], RenderError) and "died" in results[1].message
+    assert isinstance(results[1], RenderError) and "died twice" in results[1].message
 
 
 def test_a_call_after_a_timeout_still_returns(second_call_probe):

@@ -32,7 +32,13 @@ def command(*args):
 
 def start(*args):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen(command(*args), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command(*args), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+
+
+def default_sigint() -> None:
+    """Ctrl-C as a terminal delivers it, even when this suite runs in a background job (which
+    starts with SIGINT ignored, and Python then keeps it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_lines(path, n, proc, timeout=120):

@@ -2,8 +2,9 @@
 which outcomes it MUST have; each is scored with a file after it (which must still score), twice,
 with one and two workers: the same records, never an internal error, always an allowed outcome.
 
-The time limit is lowered to 2 s so that inputs contained by it end quickly; the allowed outcomes
-name both "stopped" and "finished", so no assertion depends on the speed of the machine.
+The time limit is lowered to 10 s so that inputs contained by it end soonish, yet an honest file
+never meets it on a machine whose cores are kept busy (at 2 s the good file after a hang timed out
+under load); the allowed outcomes name both "stopped" and "finished".
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from scorer import ScoreItem, Scorer
 from .conftest import FIXTURES, LADDER, STRUCTURAL
 
 FUZZ = sorted((FIXTURES / "fuzz").glob("*.svg*"))
-CONFIG = {**STRUCTURAL, "render": {"timeout_s": 2}}
+CONFIG = {**STRUCTURAL, "render": {"timeout_s": 10}}
 PROMPT = "a pelican riding a bicycle"
 
 

@@ -194,7 +194,6 @@ class Scorer:
         analysed = [(item, outcome) for item, _, outcome in pending if isinstance(outcome, Analysis)]
         batch = [BatchItem(o.image, i.prompt, o.render.sha256) for i, o in analysed]
         found: dict[int, dict[str, Component | ItemError]] = {id(o): {} for _, o in analysed}
-        provenance = self.provenance if analysed else None  # loads the batched measures once
         for _, outcome in analysed:
             self.stage_seconds.update(outcome.seconds)
         self.stage_files += len(analysed)
@@ -209,7 +208,7 @@ class Scorer:
             if isinstance(outcome, ScoreResult):
                 results.append(outcome)
                 continue
-            result = make_result(self.plan, self.config, (item.path, file.sha256, item.prompt), outcome, found.get(id(outcome), {}), provenance or self.provenance)
+            result = make_result(self.plan, self.config, (item.path, file.sha256, item.prompt), outcome, found.get(id(outcome), {}), self.provenance)
             if self._cache is not None and cacheable(result):
                 self._cache.put(self._cache.key(file.sha256, item.prompt, self._cache_judge), result)
             results.append(result)

@@ -70,14 +70,15 @@ def visible_parts(drawing: Drawing, min_shown: float) -> Parts:
     visible = []
     for shape in drawing.geometry.shapes:
         points = (shape.points - (canvas.x, canvas.y)) * raster.scale
-        key = np.unique(np.round(points).astype(np.int64), axis=0).tobytes()
+        pixels = np.round(points).astype(np.int64)
+        # The set of pixels the outline passes, as one int per pixel (a 1-D unique is far cheaper than rows).
+        key = np.unique(pixels[:, 0] * (1 << 32) + pixels[:, 1]).tobytes()
         if key in seen:
             continue
         seen.add(key)
         if shape.closed:
             shown = _shown_across(points, rgb, size)
         else:
-            pixels = np.round(points).astype(np.int64)
             inside = ((pixels >= 0) & (pixels < size)).all(axis=1)
             shown = edges[pixels[inside, 1], pixels[inside, 0]].sum() / len(pixels)
         if shown >= min_shown:

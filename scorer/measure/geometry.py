@@ -66,8 +66,8 @@ class Shape:
         if mean <= 0:
             return None
         angles = np.arctan2(offsets[:, 1], offsets[:, 0])
-        sectors = np.unique(((angles + math.pi) / (2 * math.pi) * 12).astype(int) % 12)
-        if len(sectors) < 11:
+        sectors = np.bincount(((angles + math.pi) / (2 * math.pi) * 12).astype(int) % 12, minlength=12)
+        if np.count_nonzero(sectors) < 11:
             return None
         return cx, cy, mean, 1.0 - float(dist.std() / mean)
 

@@ -222,3 +222,44 @@ def test_workers_never_import_torch_while_clip_runs(tiny, tmp_path):
     for result in results:
         assert result.components["clip"].value is not None  # ...and CLIP ran,
         assert result.components["imports_torch"].details["loaded"] == []  # but no worker imported torch
+
+
+def mapped_kb(path: Path) -> int:
+    """Resident kB of this process's mappings of ``path`` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5 and fields[0][0] in "0123456789abcdef" and ":" in fields[3]:
+            inside = len(fields) >= 6 and fields[5] == os.path.realpath(path)
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").is_file(), reason="needs Linux's /proc/self/smaps")
+def test_bf16_conversion_gives_module_to_values_and_drops_the_checkpoints_pages(tmp_path):
+    """Converting a memory-mapped checkpoint to bf16 must not hold the fp32 file in memory beside it."""
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "linear.pt"
+    torch.manual_seed(0)
+    torch.save(torch.nn.Linear(1024, 1024).state_dict(), path)  # 4 MB of fp32 weights
+    reference = torch.nn.Linear(1024, 1024)
+    reference.load_state_dict(torch.load(path, weights_only=True))
+    reference.to(torch.bfloat16)
+
+    state = torch.load(path, mmap=True, weights_only=True)  # held: the mapping stays while we look at it
+    plain = torch.nn.Linear(1024, 1024)
+    plain.load_state_dict(state, assign=True)
+    plain.to(torch.bfloat16)  # what the conversion replaced: every page of the weights read in and kept
+    kept = mapped_kb(path)
+    assert kept > 3000
+
+    del plain, state
+    state = torch.load(path, mmap=True, weights_only=True)
+    model = torch.nn.Linear(1024, 1024)
+    model.load_state_dict(state, assign=True)
+    clip_module._convert_releasing(model, torch.bfloat16, str(path))
+    assert mapped_kb(path) < 64  # at most the pages a tensor shares with its neighbours in the file
+    for name, value in reference.state_dict().items():
+        assert model.state_dict()[name].dtype == torch.bfloat16
+        assert torch.equal(model.state_dict()[name], value), name

@@ -227,7 +227,8 @@ def load_clip(config: ClipParams) -> ClipSimilarity:
             detail = f"no network ({offline}) and not in the hub's local cache"
         raise MeasureUnavailable(f"cannot load {config.model} / {source}: {detail}{hint}") from None
     dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
-    model = model.to(dtype=dtype).eval()
+    _convert_releasing(model, dtype, weights)
+    model.eval()
     torch.manual_seed(0)  # nothing random runs at inference; this pins any op that might
     provenance = {
         "model": config.model,
@@ -318,6 +319,57 @@ def _load_checkpoint_in_place(model: Any, path: str) -> None:
         del model.load_state_dict
         if serialization:
             serialization.load.mmap = mmap_before
+
+
+def _convert_releasing(model: Any, dtype: Any, checkpoint: str | None) -> None:
+    """``model.to(dtype)`` in place, one tensor at a time, releasing each converted tensor's
+    pages of a memory-mapped checkpoint as it goes.
+
+    A checkpoint loaded in place (:func:`_load_checkpoint_in_place`) is a private mapping of the
+    file that nothing writes to: converting the whole model reads every page of it into memory
+    beside the bf16 copy (ViT-B-32: 580 + 290 MB). Those pages are copies of the file, so dropping
+    them (``madvise(MADV_DONTNEED)``) loses nothing — touched again, they are read again — and the
+    peak becomes the bf16 model plus one tensor. Only whole pages inside both the converted
+    tensor and a mapping of the checkpoint file (``/proc/self/maps``) are released; elsewhere
+    (not Linux, no checkpoint) this is a plain conversion. Shared parameters are converted once,
+    as ``Module.to`` does.
+    """
+    release = _page_releaser(checkpoint)
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.is_floating_point() and tensor.dtype != dtype:
+            start, size, contiguous = tensor.data_ptr(), tensor.nbytes, tensor.is_contiguous()
+            tensor.data = tensor.data.to(dtype)
+            if contiguous:
+                release(start, size)
+
+
+def _page_releaser(path: str | None) -> Any:
+    """A function dropping the whole pages of [start, start + size) that lie in a mapping of ``path``."""
+    import ctypes
+    import mmap
+
+    maps = Path("/proc/self/maps")
+    if path is None or not maps.is_file() or not hasattr(mmap, "MADV_DONTNEED"):
+        return lambda start, size: None
+    target = os.path.realpath(path)
+    ranges = []
+    for line in maps.read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5] == target and fields[1].endswith("p"):
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            ranges.append((low, high))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    page = mmap.PAGESIZE
+
+    def release(start: int, size: int) -> None:
+        for low, high in ranges:
+            first = max(low, -(-start // page) * page)
+            last = min(high, (start + size) // page * page)
+            if first < last:
+                libc.madvise(first, last - first, mmap.MADV_DONTNEED)
+
+    return release
 
 
 def _model_config_problem(path: Path, model: str) -> str | None:

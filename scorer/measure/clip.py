@@ -334,13 +334,15 @@ def _convert_releasing(model: Any, dtype: Any, checkpoint: str | None) -> None:
     (not Linux, no checkpoint) this is a plain conversion. Shared parameters are converted once,
     as ``Module.to`` does.
     """
+    converted = [t for t in [*model.parameters(), *model.buffers()] if t.is_floating_point() and t.dtype != dtype]
+    if not converted:
+        return  # fp32 as loaded: nothing to convert, no mappings to read
     release = _page_releaser(checkpoint)
-    for tensor in [*model.parameters(), *model.buffers()]:
-        if tensor.is_floating_point() and tensor.dtype != dtype:
-            start, size, contiguous = tensor.data_ptr(), tensor.nbytes, tensor.is_contiguous()
-            tensor.data = tensor.data.to(dtype)
-            if contiguous:
-                release(start, size)
+    for tensor in converted:
+        start, size, contiguous = tensor.data_ptr(), tensor.nbytes, tensor.is_contiguous()
+        tensor.data = tensor.data.to(dtype)
+        if contiguous:
+            release(start, size)
 
 
 def _page_releaser(path: str | None) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import functools
 import itertools
@@ -62,6 +63,7 @@ class Scorer:
         self._jobs = jobs or os.cpu_count() or 1
         self._pool: WorkerPool[FileTask, Analysis] | None = None
         self._batched: dict[str, BatchScorer | MeasureUnavailable] = {}
+        self._loading: dict[str, concurrent.futures.Future[BatchScorer | MeasureUnavailable]] = {}
         self._provenance: Provenance | None = None
         self._batch_size = max((getattr(m.params, "batch_size", 1) for m in self.plan.batched), default=0)
         self._cache = None if cache is False else ResultCache(None if cache is True else Path(cache))
@@ -83,6 +85,11 @@ class Scorer:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        concurrent.futures.wait(self._loading.values())  # a load cannot be interrupted: let it end
+        for name, loading in self._loading.items():
+            if loading.exception() is None:
+                self._batched[name] = loading.result()  # closed below, like any loaded model
+        self._loading.clear()
         for loaded in self._batched.values():
             if callable(close := getattr(loaded, "close", None)):
                 close()  # a judge's HTTP client and answer cache
@@ -114,8 +121,27 @@ class Scorer:
     def _load(self, bound: BoundMeasure) -> BatchScorer | MeasureUnavailable:
         """A batched measure's scorer, loaded once; or why it cannot run (an error if required)."""
         if bound.name not in self._batched:
-            self._batched[bound.name] = load_batched(bound)
+            loading = self._loading.pop(bound.name, None)
+            self._batched[bound.name] = loading.result() if loading else load_batched(bound)
         return require_available(bound, self._batched[bound.name])
+
+    def _start_loading(self) -> None:
+        """Load the batched measures' models in the background from the first file that needs
+        them: CLIP's load (torch's import, the checkpoint) then overlaps the workers' first
+        renders instead of following them. A run served wholly from the cache loads nothing."""
+        for bound in self.plan.batched:
+            if bound.name in self._batched or bound.name in self._loading:
+                continue
+            future: concurrent.futures.Future[BatchScorer | MeasureUnavailable] = concurrent.futures.Future()
+            self._loading[bound.name] = future
+
+            def run(bound: BoundMeasure = bound, future: concurrent.futures.Future[Any] = future) -> None:
+                try:
+                    future.set_result(load_batched(bound))
+                except BaseException as exc:  # e.g. a ConfigError: raised where the model is first needed
+                    future.set_exception(exc)
+
+            threading.Thread(target=run, name=f"svgscore-load-{bound.name}", daemon=True).start()
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -160,6 +186,7 @@ class Scorer:
                 cached = self._cached(item, file)
                 entries.append((item, file, cached))
                 if cached is None:
+                    self._start_loading()
                     # An unreadable file still passes through the pool (with no bytes) to keep order.
                     yield FileTask(file.data, item.prompt)
 

@@ -263,3 +263,55 @@ def test_bf16_conversion_gives_module_to_values_and_drops_the_checkpoints_pages(
     for name, value in reference.state_dict().items():
         assert model.state_dict()[name].dtype == torch.bfloat16
         assert torch.equal(model.state_dict()[name], value), name
+
+
+def test_building_for_a_checkpoint_draws_no_random_numbers_and_stays_in_its_block():
+    """The random initial values a checkpoint replaces are not drawn; deterministic buffers are built."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    drawn = torch.nn.Linear(64, 64)
+    before = torch.get_rng_state()
+    with clip_module._without_random_init(torch):
+        skipped = torch.nn.Linear(64, 64)
+        mask = torch.empty(4, 4).fill_(float("-inf")).triu_(1)  # open_clip's causal mask, built the same way
+    assert torch.equal(torch.get_rng_state(), before)  # no draw consumed the generator
+    assert skipped.weight.shape == drawn.weight.shape
+    assert torch.equal(mask, torch.full((4, 4), float("-inf")).triu(1))
+    after = torch.nn.Linear(64, 64)  # outside the block: initialised again
+    assert not torch.equal(torch.get_rng_state(), before) and after.weight.abs().sum() > 0
+
+
+def test_a_checkpoint_loaded_without_random_init_equals_open_clips_own_load(tiny):
+    """Every parameter and buffer (the non-persistent attention mask too) as open_clip loads them."""
+    open_clip = pytest.importorskip("open_clip")
+    torch = pytest.importorskip("torch")
+    loaded = clip_module.load_clip(ClipParams(**tiny.clip_section(precision="fp32"))).model
+    theirs, _, _ = open_clip.create_model_and_transforms(tiny.name, pretrained=str(tiny.checkpoint))
+    buffers = dict(theirs.named_buffers())
+    assert "attn_mask" in buffers  # non-persistent: not in the checkpoint, so built, not loaded
+    assert dict(loaded.named_buffers()).keys() == buffers.keys()
+    assert loaded.state_dict().keys() == theirs.state_dict().keys()
+    for name, value in theirs.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+    for name, value in loaded.named_buffers():
+        assert torch.equal(value, buffers[name]), name
+
+
+def test_models_load_beside_the_workers_and_not_for_a_cached_run(tiny, tmp_path, monkeypatch):
+    """CLIP loads in the background from the first file sent to the workers; from the cache, never."""
+    import scorer.api
+
+    loads: list[str] = []
+    real = scorer.api.load_batched
+
+    def recording(bound):
+        loads.append(threading.current_thread().name)
+        return real(bound)
+
+    monkeypatch.setattr(scorer.api, "load_batched", recording)
+    runs = []
+    for _ in range(2):
+        with Scorer({"clip": tiny.clip_section()}, jobs=1, cache=tmp_path / "cache") as scorer:
+            runs.append([scorer.score_file(path) for path in LADDER[:2]])
+    assert loads == ["svgscore-load-clip"]  # once, off the main thread; the second run was all cache hits
+    assert [r.score for r in runs[0]] == [r.score for r in runs[1]] and all(r.ok for r in runs[0])

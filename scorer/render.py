@@ -195,12 +195,34 @@ def _draw_known_markers(surface, node) -> None:
     draw_markers(surface, node)
 
 
+class _Always(dict):
+    """cairosvg's ``text-rendering`` → font option table, giving one answer for every value.
+
+    Text is drawn unhinted (outlines and advances as designed, not fitted to the pixel grid),
+    whatever the document asks: hinted glyphs depend on cairo's process-wide font caches, so the
+    same file rendered after another with text in the same face at another size came out
+    different (25 of 346 text-bearing files of the arena and resvg corpora changed with the
+    order they were rendered in; unhinted, none). A renderer may ignore ``text-rendering``:
+    it is a hint.
+    """
+
+    def __init__(self, value: int) -> None:
+        super().__init__()
+        self.value = value
+
+    def get(self, key: object, default: object = None) -> int:  # type: ignore[override]
+        return self.value
+
+
 def _rasterize_cairosvg(document: bytes) -> np.ndarray:
+    import cairocffi
     import cairosvg.parser
     import cairosvg.surface
     from cairosvg.url import safe_fetch
 
     cairosvg.surface.draw_markers = _draw_known_markers
+    cairosvg.surface.TEXT_HINT_STYLE = _Always(cairocffi.HINT_STYLE_NONE)
+    cairosvg.surface.TEXT_HINT_METRICS = _Always(cairocffi.HINT_METRICS_OFF)
 
     # data: URLs only; every other reference becomes an empty image.
     tree = cairosvg.parser.Tree(bytestring=document, url_fetcher=safe_fetch, unsafe=False)

@@ -161,3 +161,34 @@ def test_on_white_is_rounded_alpha_compositing():
     rgba = np.stack([c, c, c, a], axis=-1).astype(np.uint8)
     exact = np.floor(c * a / 255 + 255 * (255 - a) / 255 + 0.5)
     assert np.array_equal(on_white(rgba)[..., 0], exact.astype(np.uint8))
+
+
+# Text in a face at one size, then the same face at another: with hinting, cairo's process-wide
+# font caches made the second drawing depend on whether the first had been drawn before it.
+_EARLIER_TEXT = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 500 500" width="500" height="500"><text x="250" y="130" font-family="Georgia, serif" font-size="20">Ancient Savanna</text></svg>'
+_LATER_TEXT = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 500 500" width="500" height="500"{}><text x="12" y="232" font-family="Georgia, serif" font-size="7">Frontal scapular plane</text></svg>'
+_RENDER_IN_ORDER = """
+import sys
+from scorer.config import Limits
+from scorer.load import load_svg
+from scorer.render import render
+for document in sys.argv[1:]:
+    print(render(load_svg(document.encode(), Limits()), 224).sha256())
+"""
+
+
+@pytest.mark.parametrize("asked", ["", ' text-rendering="optimizeLegibility"'])
+def test_a_text_render_does_not_depend_on_what_the_process_drew_before(asked):
+    """Alone in a fresh process, after other text, and again after that: the same pixels."""
+    import subprocess
+    import sys
+
+    later = _LATER_TEXT.format(asked)
+
+    def hashes(*documents: str) -> list[str]:
+        run = subprocess.run([sys.executable, "-c", _RENDER_IN_ORDER, *documents], capture_output=True, text=True, timeout=120, check=True)
+        return run.stdout.split()
+
+    alone = hashes(later)[0]
+    assert hashes(_EARLIER_TEXT, later)[1] == alone
+    assert hashes(later, _EARLIER_TEXT, later)[::2] == [alone, alone]

@@ -62,8 +62,9 @@ class Scorer:
         self.config_sha256 = self.plan.sha256
         self._jobs = jobs or os.cpu_count() or 1
         self._pool: WorkerPool[FileTask, Analysis] | None = None
-        self._batched: dict[str, BatchScorer | MeasureUnavailable] = {}
-        self._loading: dict[str, concurrent.futures.Future[BatchScorer | MeasureUnavailable]] = {}
+        # Each batched measure's model, loading or loaded (in a background thread; see _loading_of).
+        self._batched: dict[str, concurrent.futures.Future[BatchScorer | MeasureUnavailable]] = {}
+        self._batched_lock = threading.Lock()
         self._provenance: Provenance | None = None
         self._batch_size = max((getattr(m.params, "batch_size", 1) for m in self.plan.batched), default=0)
         self._cache = None if cache is False else ResultCache(None if cache is True else Path(cache))
@@ -85,12 +86,7 @@ class Scorer:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
-        concurrent.futures.wait(self._loading.values())  # a load cannot be interrupted: let it end
-        for name, loading in self._loading.items():
-            if loading.exception() is None:
-                self._batched[name] = loading.result()  # closed below, like any loaded model
-        self._loading.clear()
-        for loaded in self._batched.values():
+        for loaded in self._loaded():  # waits for a load still running: it cannot be interrupted
             if callable(close := getattr(loaded, "close", None)):
                 close()  # a judge's HTTP client and answer cache
         self._batched.clear()
@@ -108,7 +104,7 @@ class Scorer:
         """What each loaded batched measure that keeps accounts (an optional ``summary()`` on
         its BatchScorer: a model judge's calls, cache hits, tokens, cost) says of this
         Scorer's runs so far."""
-        return {name: list(loaded.summary()) for name, loaded in self._batched.items() if callable(getattr(loaded, "summary", None))}
+        return {name: list(loaded.summary()) for name, loaded in zip(self._batched, self._loaded(), strict=True) if callable(getattr(loaded, "summary", None))}
 
     @property
     def provenance(self) -> Provenance:
@@ -120,28 +116,33 @@ class Scorer:
 
     def _load(self, bound: BoundMeasure) -> BatchScorer | MeasureUnavailable:
         """A batched measure's scorer, loaded once; or why it cannot run (an error if required)."""
-        if bound.name not in self._batched:
-            loading = self._loading.pop(bound.name, None)
-            self._batched[bound.name] = loading.result() if loading else load_batched(bound)
-        return require_available(bound, self._batched[bound.name])
+        return require_available(bound, self._loading_of(bound).result())
 
-    def _start_loading(self) -> None:
-        """Load the batched measures' models in the background from the first file that needs
-        them: CLIP's load (torch's import, the checkpoint) then overlaps the workers' first
-        renders instead of following them. A run served wholly from the cache loads nothing."""
-        for bound in self.plan.batched:
-            if bound.name in self._batched or bound.name in self._loading:
-                continue
-            future: concurrent.futures.Future[BatchScorer | MeasureUnavailable] = concurrent.futures.Future()
-            self._loading[bound.name] = future
+    def _loading_of(self, bound: BoundMeasure) -> concurrent.futures.Future[BatchScorer | MeasureUnavailable]:
+        """``bound``'s model, loading in a background thread started on the first call.
 
-            def run(bound: BoundMeasure = bound, future: concurrent.futures.Future[Any] = future) -> None:
-                try:
-                    future.set_result(load_batched(bound))
-                except BaseException as exc:  # e.g. a ConfigError: raised where the model is first needed
-                    future.set_exception(exc)
+        :meth:`score_items` calls this from the first file that needs the models: CLIP's load
+        (torch's import, the checkpoint) then overlaps the workers' first renders instead of
+        following them, and a run served wholly from the cache loads nothing.
+        """
+        with self._batched_lock:  # called from the pool's feeding thread and from the caller's
+            if bound.name not in self._batched:
+                future: concurrent.futures.Future[BatchScorer | MeasureUnavailable] = concurrent.futures.Future()
+                self._batched[bound.name] = future
 
-            threading.Thread(target=run, name=f"svgscore-load-{bound.name}", daemon=True).start()
+                def run() -> None:
+                    try:
+                        future.set_result(load_batched(bound))
+                    except BaseException as exc:  # e.g. a ConfigError: raised where the model is first needed
+                        future.set_exception(exc)
+
+                threading.Thread(target=run, name=f"svgscore-load-{bound.name}", daemon=True).start()
+            return self._batched[bound.name]
+
+    def _loaded(self) -> list[BatchScorer | MeasureUnavailable | None]:
+        """Every started load's outcome, waiting for those still running (None: it raised)."""
+        concurrent.futures.wait(self._batched.values())
+        return [None if f.exception() else f.result() for f in self._batched.values()]
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -186,7 +187,8 @@ class Scorer:
                 cached = self._cached(item, file)
                 entries.append((item, file, cached))
                 if cached is None:
-                    self._start_loading()
+                    for bound in self.plan.batched:
+                        self._loading_of(bound)
                     # An unreadable file still passes through the pool (with no bytes) to keep order.
                     yield FileTask(file.data, item.prompt)
 

@@ -22,7 +22,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from scorer import Scorer  # noqa: E402
+from scorer import Scorer, ScoreItem  # noqa: E402
 from scorer.measure import clip as clip_module  # noqa: E402
 from scorer.measure.clip import ClipParams, resolve_precision  # noqa: E402
 
@@ -312,6 +312,7 @@ def test_models_load_beside_the_workers_and_not_for_a_cached_run(tiny, tmp_path,
     runs = []
     for _ in range(2):
         with Scorer({"clip": tiny.clip_section()}, jobs=1, cache=tmp_path / "cache") as scorer:
-            runs.append([scorer.score_file(path) for path in LADDER[:2]])
+            runs.append(list(scorer.score_items(ScoreItem(path=str(path), prompt="a pelican riding a bicycle") for path in LADDER)))
     assert loads == ["svgscore-load-clip"]  # once, off the main thread; the second run was all cache hits
-    assert [r.score for r in runs[0]] == [r.score for r in runs[1]] and all(r.ok for r in runs[0])
+    assert all(r.ok and r.components["clip"].value is not None for r in runs[0])
+    assert [r.score for r in runs[0]] == [r.score for r in runs[1]]

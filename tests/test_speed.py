@@ -22,7 +22,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from scorer import Scorer, ScoreItem  # noqa: E402
+from scorer import ScoreItem, Scorer  # noqa: E402
 from scorer.measure import clip as clip_module  # noqa: E402
 from scorer.measure.clip import ClipParams, resolve_precision  # noqa: E402
 

@@ -316,3 +316,31 @@ def test_models_load_beside_the_workers_and_not_for_a_cached_run(tiny, tmp_path,
     assert loads == ["svgscore-load-clip"]  # once, off the main thread; the second run was all cache hits
     assert all(r.ok and r.components["clip"].value is not None for r in runs[0])
     assert [r.score for r in runs[0]] == [r.score for r in runs[1]]
+
+
+_PEAK_OF_CONVERSION = """
+import sys
+from pathlib import Path
+import torch
+from scorer.measure import clip
+
+def kb(field):
+    return int(Path("/proc/self/status").read_text().split(field + ":")[1].split()[0])
+
+model = torch.nn.Module()
+model.weight = torch.nn.Parameter(torch.load(sys.argv[1], mmap=True, weights_only=True)["weight"], requires_grad=False)
+before = kb("VmRSS")  # the mapping is not read yet
+Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+clip._convert_releasing(model, torch.bfloat16, sys.argv[1])
+print((kb("VmHWM") - before) // 1024)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs to reset the peak")
+def test_bf16_conversion_of_a_large_tensor_never_holds_it_whole_beside_its_copy(tmp_path):
+    """64 MB of fp32 → 32 MB of bf16: converted in slices, the peak stays near the copy (96 MB if whole)."""
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "large.pt"
+    torch.save({"weight": torch.ones(16 << 20)}, path)
+    run = subprocess.run([sys.executable, "-c", _PEAK_OF_CONVERSION, str(path)], capture_output=True, text=True, timeout=300, check=True)
+    assert int(run.stdout.split()[-1]) < 56  # the 32 MB copy, one 8 MB slice and slack; whole: 96

@@ -1,6 +1,6 @@
 """CLIP text–image similarity with open_clip: a batched measure, loaded once per Scorer.
 
-Importing this module does not import torch; the factory does, on the first batch.
+Importing this module does not import torch; the factory does, when a Scorer first sends a file to its workers.
 
 Weights come from, in order: an explicit override (``--clip-weights``, ``Scorer(params=)``),
 the ``SVGSCORE_CLIP_WEIGHTS`` environment variable, ``params.weights`` in the config, and last

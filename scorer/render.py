@@ -17,7 +17,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 from lxml import etree
@@ -214,15 +214,24 @@ class _Always(dict):
         return self.value
 
 
-def _rasterize_cairosvg(document: bytes) -> np.ndarray:
+@cache
+def _amend_cairosvg() -> None:
+    """Our two changes to how cairosvg draws (markers naming no marker, unhinted text), made once
+    per process on the first render."""
     import cairocffi
-    import cairosvg.parser
     import cairosvg.surface
-    from cairosvg.url import safe_fetch
 
     cairosvg.surface.draw_markers = _draw_known_markers
     cairosvg.surface.TEXT_HINT_STYLE = _Always(cairocffi.HINT_STYLE_NONE)
     cairosvg.surface.TEXT_HINT_METRICS = _Always(cairocffi.HINT_METRICS_OFF)
+
+
+def _rasterize_cairosvg(document: bytes) -> np.ndarray:
+    import cairosvg.parser
+    import cairosvg.surface
+    from cairosvg.url import safe_fetch
+
+    _amend_cairosvg()
 
     # data: URLs only; every other reference becomes an empty image.
     tree = cairosvg.parser.Tree(bytestring=document, url_fetcher=safe_fetch, unsafe=False)

@@ -214,7 +214,7 @@ def load_clip(config: ClipParams) -> ClipSimilarity:
         open_clip.add_model_config(config.model_config_file)
     try:
         if weights:
-            with _without_random_init(torch):
+            with _without_random_init():
                 model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=None)
             _load_checkpoint_in_place(model, weights)
             model = model.to(device)
@@ -297,7 +297,7 @@ def _file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _without_random_init(torch: Any) -> Any:
+def _without_random_init() -> Any:
     """A context in which new modules get their parameters but not their random initial values.
 
     Only for a model whose every parameter a strict checkpoint load replaces next: the draws
@@ -307,6 +307,7 @@ def _without_random_init(torch: Any) -> Any:
     zeros — are still computed. A torch function mode is per thread and ends with the block:
     nothing global is patched.
     """
+    import torch
     from torch.nn import init
     from torch.overrides import TorchFunctionMode
 
@@ -374,10 +375,10 @@ def _convert_releasing(model: Any, dtype: Any, checkpoint: str | None) -> None:
         # token embedding, 101 MB in fp32) is then never resident whole beside its copy.
         source, start, width = tensor.data.view(-1), tensor.data_ptr(), tensor.element_size()
         copy = tensor.data.new_empty(tensor.shape, dtype=dtype)
-        step = _CONVERT_SLICE_BYTES // width
+        target, step = copy.view(-1), _CONVERT_SLICE_BYTES // width
         for first in range(0, source.numel(), step):
             last = min(first + step, source.numel())
-            copy.view(-1)[first:last].copy_(source[first:last])
+            target[first:last].copy_(source[first:last])
             release(start + first * width, (last - first) * width)
         release(start, tensor.nbytes)  # the pages that straddled two slices
         tensor.data = copy

@@ -221,25 +221,38 @@ def _wheel_pair(circles: list[Circle]) -> tuple[Circle, Circle] | None:
 def _raster_circles(drawing: Drawing, min_r: float) -> list[Circle]:
     from skimage.color import rgb2gray
     from skimage.feature import canny
-    from skimage.transform import hough_circle, hough_circle_peaks
 
     raster = drawing.raster
     min_px = max(4, int(min_r * raster.scale))
     max_px = max(min_px + 1, int(0.35 * min(raster.width, raster.height)))
     edges = canny(rgb2gray(raster.on_white), sigma=1.5)
-    if not edges.any():
-        return []
-    radii = np.arange(min_px, max_px, 2)
-    accumulators = hough_circle(edges, radii)
-    strengths, xs, ys, rs = hough_circle_peaks(
-        accumulators, radii, min_xdistance=min_px, min_ydistance=min_px, threshold=0.55, total_num_peaks=8
-    )
-    del strengths
     circles = []
-    for x, y, r in zip(xs, ys, rs, strict=True):
+    for x, y, r in hough_circles(edges, np.arange(min_px, max_px, 2), min_px):
         cx, cy = raster.to_canvas(float(x), float(y))
         circles.append((cx, cy, float(r) / raster.scale))
     return circles
+
+
+def hough_circles(edges: np.ndarray, radii: np.ndarray, min_distance: int, threshold: float = 0.55) -> list[tuple[int, int, int]]:
+    """The (x, y, r) of the 8 strongest circles in an edge map, at least ``min_distance`` px
+    apart, that have more than ``threshold`` of their outline on edges (scikit-image's Hough).
+
+    The peak search runs only on the radii with a vote above the threshold: a layer without
+    one has no peak, so the answer is exactly the full search's, for a fraction of its cost
+    (searching every layer cost more than the transform: ~30 ms a file without wheel elements).
+    """
+    from skimage.transform import hough_circle, hough_circle_peaks
+
+    if not edges.any():
+        return []
+    accumulators = hough_circle(edges, radii)
+    voted = accumulators.reshape(len(radii), -1).max(axis=1) > threshold
+    if not voted.any():
+        return []
+    _, xs, ys, rs = hough_circle_peaks(
+        accumulators[voted], radii[voted], min_xdistance=min_distance, min_ydistance=min_distance, threshold=threshold, total_num_peaks=8
+    )
+    return [(int(x), int(y), int(r)) for x, y, r in zip(xs, ys, rs, strict=True)]
 
 
 def _frame_coverage(shapes: tuple[Shape, ...], pair: tuple[Circle, Circle], bins: int = 16) -> float:

@@ -191,13 +191,12 @@ def test_hough_search_equals_scikit_images_full_peak_search(seed):
     from scorer.measure.checks import hough_circles
 
     rng = np.random.default_rng(seed)
-    edges = rng.random((160, 200)) < 0.01 * seed  # seed 0: clean circles; later: more and more noise
+    edges = rng.random((160, 200)) < 0.01 * seed  # seed 0: no noise; later: more and more
     for _ in range(seed % 4 + 1):
         rows, cols = circle_perimeter(int(rng.integers(30, 130)), int(rng.integers(30, 170)), 2 * int(rng.integers(4, 20)), shape=edges.shape)  # radii the search tries
-        kept = rng.random(len(rows)) < rng.uniform(0.6, 1.0)  # broken outlines: votes between the threshold and 1
+        kept = rng.random(len(rows)) < rng.uniform(0.45, 0.6)  # broken outlines: votes near the threshold
         edges[rows[kept], cols[kept]] = True
     radii = np.arange(6, 56, 2)
     _, xs, ys, rs = hough_circle_peaks(hough_circle(edges, radii), radii, min_xdistance=6, min_ydistance=6, threshold=0.55, total_num_peaks=8)
     full = list(zip(xs.tolist(), ys.tolist(), rs.tolist(), strict=True))
     assert hough_circles(edges, radii, 6) == full
-    assert full  # every case has a circle to find

@@ -16,6 +16,7 @@ if "huggingface_hub.constants" in sys.modules:  # imported earlier in this sessi
     sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = True
 
 import json  # noqa: E402
+import logging  # noqa: E402
 import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -345,3 +346,14 @@ def test_bf16_conversion_of_a_large_tensor_never_holds_it_whole_beside_its_copy(
     run = subprocess.run([sys.executable, "-c", _PEAK_OF_CONVERSION, str(path)], capture_output=True, text=True, timeout=300, check=True)
     assert int(run.stdout.split()[-1]) < 56  # the 32 MB copy, one 8 MB slice and slack; whole: 96
 
+
+
+def test_loading_a_checkpoint_does_not_say_the_model_was_initialised_randomly(tiny, caplog):
+    """open_clip warns so when built without weights; ours come from the checkpoint right after."""
+    pytest.importorskip("open_clip")
+    with caplog.at_level("INFO"):
+        clip_module.load_clip(ClipParams(**tiny.clip_section()))
+    assert not [r for r in caplog.records if "initialized randomly" in r.getMessage()]
+    with caplog.at_level("INFO"):  # the filter ended with the load: the same warning passes again
+        logging.getLogger().warning("No pretrained weights loaded for model 'x'. Model initialized randomly.")
+    assert [r for r in caplog.records if "initialized randomly" in r.getMessage()]

@@ -10,14 +10,17 @@ network. When none can be had, CLIP is *unavailable*, with the reason: it is nev
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -192,6 +195,9 @@ def load_clip(config: ClipParams) -> ClipSimilarity:
         raise MeasureUnavailable(f"weights file not found: {weights}")
     if source is None:
         raise MeasureUnavailable(f"no weights given (use --clip-weights, {WEIGHTS_ENV} or params.weights)")
+    # The provenance's hash reads the whole checkpoint (ViT-B-32: 0.33 s): beside torch's import,
+    # which holds the interpreter while hashing does not.
+    checksum = _hashing(weights) if weights else None
     # Workers render on the same cores while CLIP runs here: OpenMP threads that spin while
     # waiting then lose their core to a worker and stall the whole batch (ViT-B-32 on 2 cores
     # beside one busy process: 6.4 images/s spinning, 12.9 passive). Read once, at torch's import.
@@ -214,7 +220,7 @@ def load_clip(config: ClipParams) -> ClipSimilarity:
         open_clip.add_model_config(config.model_config_file)
     try:
         if weights:
-            with _without_random_init():
+            with _without_random_init(), _without_open_clips_random_weights_warning():
                 model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=None)
             _load_checkpoint_in_place(model, weights)
             model = model.to(device)
@@ -234,7 +240,7 @@ def load_clip(config: ClipParams) -> ClipSimilarity:
     provenance = {
         "model": config.model,
         "pretrained": source,
-        "checkpoint_sha256": _file_sha256(weights) if weights else None,
+        "checkpoint_sha256": checksum.result() if checksum else None,
         "device": device,
         "precision": config.precision,
         "open_clip": open_clip.__version__,
@@ -288,6 +294,15 @@ def probe(url: str) -> str | None:
     return None if outcome and reason is None else f"{host}:{port} unreachable ({reason} within {PROBE_TIMEOUT_S:g} s)"
 
 
+def _hashing(path: str) -> concurrent.futures.Future[str]:
+    """:func:`_file_sha256` of ``path``, running in a thread of its own."""
+    pool = concurrent.futures.ThreadPoolExecutor(1, "svgscore-sha256")
+    try:
+        return pool.submit(_file_sha256, path)
+    finally:
+        pool.shutdown(wait=False)  # its thread ends with that one task
+
+
 @functools.lru_cache(maxsize=8)
 def _file_sha256(path: str) -> str:
     digest = hashlib.sha256()
@@ -320,6 +335,24 @@ def _without_random_init() -> Any:
             return func(*args, **(kwargs or {}))
 
     return WithoutRandomInit()
+
+
+@contextlib.contextmanager
+def _without_open_clips_random_weights_warning() -> Iterator[None]:
+    """Drop open_clip's "No pretrained weights loaded … initialized randomly" while it builds the
+    model a checkpoint fills next: said of a model about to be loaded, it would tell users their
+    weights were ignored. Only that record, only during the block (a filter on the root logger,
+    where open_clip logs it)."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No pretrained weights loaded for model")
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 def _load_checkpoint_in_place(model: Any, path: str) -> None:

@@ -215,8 +215,10 @@ class Scorer:
     def _cache_judge(self) -> str:
         """For the cache key: what in the provenance can move scores and is known without loading
         a model (svgscore, config hash, renderer and cairo, OCR models, plugins); a batched
-        measure's model is named by the config hash (model, weights path, precision)."""
-        return json.dumps(make_provenance(self.config, self.plan, {m.name: {} for m in self.plan.batched}).judge(), sort_keys=True)
+        measure's model is named by the config hash (model, weights path, precision) and by its
+        fingerprint (the weights file as it is now)."""
+        batched = {m.name: dict(m.measure.fingerprint(m.params)) if m.measure.fingerprint else {} for m in self.plan.batched}
+        return json.dumps(make_provenance(self.config, self.plan, batched).judge(), sort_keys=True)
 
     def _finish(self, pending: list[tuple[ScoreItem, FileBytes, ScoreResult | Analysis | ItemError]]) -> list[ScoreResult]:
         """Results for a run of entries: each batched measure on the analysed ones, then combine."""

@@ -436,3 +436,17 @@ def test_disabled_clip_never_imports_torch():
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "no torch"
+
+
+def test_a_checkpoint_replaced_at_the_same_path_is_not_served_from_the_cache(tmp_path):
+    """The config names the weights by path; the cache must also see that the file changed."""
+    first = build_tiny_clip(tmp_path / "model", seed=0)
+    params = {"clip": first.clip_section()}
+    with Scorer("default", params=params, cache=tmp_path / "cache") as scorer:
+        before = scorer.score_file(LADDER / "05_crude_pelican_on_bicycle.svg")
+    second = build_tiny_clip(tmp_path / "model", seed=1)  # retrained, saved over the same file
+    assert second.checkpoint == first.checkpoint
+    with Scorer("default", params=params, cache=tmp_path / "cache") as scorer:
+        after = scorer.score_file(LADDER / "05_crude_pelican_on_bicycle.svg")
+    assert after.components["clip"].details["cosine"] != before.components["clip"].details["cosine"]
+    assert after.provenance.measures["clip"]["checkpoint_sha256"] != before.provenance.measures["clip"]["checkpoint_sha256"]

@@ -187,7 +187,33 @@ class ClipSimilarity:
         ]
 
 
-@batched("clip", "CLIP cosine similarity between the render (without <text>) and the prompt, calibrated to [0, 1]", params=ClipParams)
+def files_as_they_are(config: ClipParams) -> dict[str, str]:
+    """The local files the parameters name by path (weights, model config), each as its size,
+    times and inode: a file saved again there differs, with no need to read its content (the
+    record's ``checkpoint_sha256`` does, when the model loads)."""
+    found = {}
+    for name in ("weights", "model_config_file"):
+        path = getattr(config, name)
+        if path is not None and (now := _as_it_is(path)) is not None:  # missing: the load will say so
+            found[name] = now
+    return found
+
+
+def _as_it_is(path: str) -> str | None:
+    """``path``'s size, modification and change times and inode; None if it cannot be read."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
+
+
+@batched(
+    "clip",
+    "CLIP cosine similarity between the render (without <text>) and the prompt, calibrated to [0, 1]",
+    params=ClipParams,
+    fingerprint=files_as_they_are,
+)
 def load_clip(config: ClipParams) -> ClipSimilarity:
     """Load the model, or raise :class:`MeasureUnavailable` saying why it could not be loaded."""
     weights, source = config.weights, config.weights or config.pretrained
@@ -298,13 +324,15 @@ def _hashing(path: str) -> concurrent.futures.Future[str]:
     """:func:`_file_sha256` of ``path``, running in a thread of its own."""
     pool = concurrent.futures.ThreadPoolExecutor(1, "svgscore-sha256")
     try:
-        return pool.submit(_file_sha256, path)
+        return pool.submit(_file_sha256, path, _as_it_is(path))
     finally:
         pool.shutdown(wait=False)  # its thread ends with that one task
 
 
 @functools.lru_cache(maxsize=8)
-def _file_sha256(path: str) -> str:
+def _file_sha256(path: str, as_it_is: str | None) -> str:
+    """``as_it_is`` (:func:`_as_it_is`) keys the memo: a file saved again is hashed again."""
+    del as_it_is
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):

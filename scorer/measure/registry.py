@@ -127,6 +127,7 @@ class Measure:
     subjects: tuple[tuple[str, ...], ...] = ()
     provenance: Callable[[Any], Mapping[str, Any]] | None = None  # per-file: what the parent records once per run
     setup: Callable[[Any], None] | None = None  # per-file: run once per worker before its first file
+    fingerprint: Callable[[Any], Mapping[str, Any]] | None = None  # batched: its model's files, told apart unloaded
 
     def applies_to(self, prompt: str) -> bool:
         """True when the prompt uses a word from every group in ``subjects``."""
@@ -204,17 +205,24 @@ def check(
 
 
 def batched(
-    name: str, description: str, *, params: type[MeasureParams] = NoParams
+    name: str,
+    description: str,
+    *,
+    params: type[MeasureParams] = NoParams,
+    fingerprint: Callable[[Any], Mapping[str, Any]] | None = None,
 ) -> Callable[[Callable[[Any], BatchScorer]], Callable[[Any], BatchScorer]]:
     """Register ``factory(params) -> BatchScorer`` as the batched measure ``name``.
 
     The factory runs once per :class:`~scorer.Scorer`, in the parent, on the first batch; it
     raises :class:`MeasureUnavailable` when the measure cannot run here.
+    ``fingerprint(params)`` tells apart, without loading anything, model files that the
+    parameters name only by path (a checkpoint saved again at the same path): it goes into the
+    result cache's key, which is made before any model loads.
     """
 
     def register(factory: Callable[[Any], BatchScorer]) -> Callable[[Any], BatchScorer]:
         origin = _origin_for(factory.__module__)
-        _register(Measure(name, description, "batched", params, origin, factory=factory))
+        _register(Measure(name, description, "batched", params, origin, factory=factory, fingerprint=fingerprint))
         return factory
 
     return register

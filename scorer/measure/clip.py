@@ -187,7 +187,7 @@ class ClipSimilarity:
         ]
 
 
-def files_as_they_are(config: ClipParams) -> dict[str, str]:
+def _files_as_they_are(config: ClipParams) -> dict[str, str]:
     """The local files the parameters name by path (weights, model config), each as its size,
     times and inode: a file saved again there differs, with no need to read its content (the
     record's ``checkpoint_sha256`` does, when the model loads)."""
@@ -212,7 +212,7 @@ def _as_it_is(path: str) -> str | None:
     "clip",
     "CLIP cosine similarity between the render (without <text>) and the prompt, calibrated to [0, 1]",
     params=ClipParams,
-    fingerprint=files_as_they_are,
+    fingerprint=_files_as_they_are,
 )
 def load_clip(config: ClipParams) -> ClipSimilarity:
     """Load the model, or raise :class:`MeasureUnavailable` saying why it could not be loaded."""

@@ -347,7 +347,6 @@ def test_bf16_conversion_of_a_large_tensor_never_holds_it_whole_beside_its_copy(
     assert int(run.stdout.split()[-1]) < 56  # the 32 MB copy, one 8 MB slice and slack; whole: 96
 
 
-
 def test_loading_a_checkpoint_does_not_say_the_model_was_initialised_randomly(tiny, caplog):
     """open_clip warns so when built without weights; ours come from the checkpoint right after."""
     pytest.importorskip("open_clip")

@@ -37,6 +37,7 @@ import re
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,13 +106,20 @@ def mutate(data: bytes, max_size: int, seed: int) -> bytes:
     rng = random.Random(seed)
     if rng.random() < 0.5:
         return atheris.Mutate(data, max_size)
-    try:
-        text = gzip.decompress(data).decode("utf-8", "replace") if data[:2] == b"\x1f\x8b" else data.decode("utf-8", "replace")
-    except (OSError, EOFError):
-        text = data.decode("latin-1")
-    text = rng.choice(_EDITS)(text, rng)
+    text = rng.choice(_EDITS)(as_text(data), rng)
     out = _encode(text, rng)
     return out[:max_size]
+
+
+def as_text(data: bytes) -> str:
+    """An input as SVG text to edit: gunzipped when it says it is gzip, as bytes when that fails
+    (a byte-level mutation leaves gzip's magic on a broken stream: zlib's own error, not OSError)."""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data).decode("utf-8", "replace")
+        except (OSError, EOFError, zlib.error):
+            return data.decode("latin-1")
+    return data.decode("utf-8", "replace")
 
 
 def _insert(text: str, fragment: str, rng: random.Random) -> str:

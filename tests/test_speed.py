@@ -174,6 +174,21 @@ def test_unreachable_hub_makes_clip_unavailable_after_one_probe(online_hub, monk
     assert hub.HF_HUB_OFFLINE is True  # remembered: the hub client will not retry either
 
 
+def test_offline_without_the_weights_cached_says_why_once(monkeypatch, tmp_path, caplog):
+    """HF_HUB_OFFLINE set by the user and nothing in the hub's cache: one clear reason, not open_clip's raw error too."""
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))  # an empty hub cache
+    monkeypatch.setattr(clip_module, "_probed", {})
+    config = {"clip": {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "weights": None, "precision": "fp32"}}
+    with caplog.at_level("INFO"), Scorer(config, jobs=1) as scorer:
+        info = scorer.provenance.measures["clip"]
+    assert info["available"] is False
+    assert "laion2b_s34b_b79k: HF_HUB_OFFLINE is on and not in the hub's local cache; pass a local checkpoint" in info["reason"]
+    assert not [r for r in caplog.records if "Failed to download" in r.getMessage()]
+
+
 def test_probe_that_gets_no_answer_gives_up_and_says_so(monkeypatch):
     released = threading.Event()
 

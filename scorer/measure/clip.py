@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import socket
+import textwrap
 import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -246,18 +247,19 @@ def load_clip(config: ClipParams) -> ClipSimilarity:
         open_clip.add_model_config(config.model_config_file)
     try:
         if weights:
-            with _without_random_init(), _without_open_clips_random_weights_warning():
+            with _without_random_init(), _quiet_open_clip(_RANDOM_WEIGHTS_WARNING):
                 model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=None)
             _load_checkpoint_in_place(model, weights)
             model = model.to(device)
         else:
-            model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=source, device=device)
+            with _quiet_open_clip(_DOWNLOAD_ERROR):  # the reason below says it, once
+                model, _, preprocess = open_clip.create_model_and_transforms(config.model, pretrained=source, device=device)
         tokenizer = open_clip.get_tokenizer(config.model)
     except Exception as exc:  # noqa: BLE001  (hub, file and checkpoint errors come in many types)
-        detail = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        detail = textwrap.shorten((str(exc).splitlines() or [type(exc).__name__])[0], 300, placeholder=" …")
         hint = "" if weights else f"; pass a local checkpoint with --clip-weights or {WEIGHTS_ENV}"
         if offline:
-            detail = f"no network ({offline}) and not in the hub's local cache"
+            detail = f"{offline} and not in the hub's local cache"
         raise MeasureUnavailable(f"cannot load {config.model} / {source}: {detail}{hint}") from None
     dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
     _convert_releasing(model, dtype, weights)
@@ -282,7 +284,8 @@ def _go_offline_if_unreachable(open_clip: Any, model: str, tag: str) -> str | No
 
     One TCP connect with a short timeout answers "is there a network?" without depending on
     the hub's HTTP behaviour; the answer is remembered, so a second Scorer does not ask again.
-    Returns why the host is unreachable, or None.
+    Returns why the hub is not asked — no network (the probe's answer), or the hub client set
+    offline (``HF_HUB_OFFLINE``, by the user or by an earlier probe) — or None.
     """
     import huggingface_hub.constants as hub
 
@@ -293,7 +296,8 @@ def _go_offline_if_unreachable(open_clip: Any, model: str, tag: str) -> str | No
     reason = _probed.get(url)
     if reason is not None:
         hub.HF_HUB_OFFLINE = True  # read by the hub client on every call
-    return reason
+        return f"no network ({reason})"
+    return "HF_HUB_OFFLINE is on" if hub.HF_HUB_OFFLINE else None
 
 
 _probed: dict[str, str | None] = {}  # URL → why its host is unreachable (None: reachable), once per process
@@ -365,15 +369,19 @@ def _without_random_init() -> Any:
     return WithoutRandomInit()
 
 
+# open_clip's log records that svgscore says better itself (open_clip logs on the root logger).
+# Built without weights for the checkpoint that fills it next, it would tell users their weights were ignored:
+_RANDOM_WEIGHTS_WARNING = "No pretrained weights loaded for model"
+# A hub download that failed: the measure's reason gives the same error (and why the hub was not asked):
+_DOWNLOAD_ERROR = "Failed to download weights for tag"
+
+
 @contextlib.contextmanager
-def _without_open_clips_random_weights_warning() -> Iterator[None]:
-    """Drop open_clip's "No pretrained weights loaded … initialized randomly" while it builds the
-    model a checkpoint fills next: said of a model about to be loaded, it would tell users their
-    weights were ignored. Only that record, only during the block (a filter on the root logger,
-    where open_clip logs it)."""
+def _quiet_open_clip(opening: str) -> Iterator[None]:
+    """Drop open_clip's log records that begin with ``opening``: only those, only during the block."""
 
     def keep(record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("No pretrained weights loaded for model")
+        return not str(record.msg).startswith(opening)
 
     root = logging.getLogger()
     root.addFilter(keep)

@@ -303,6 +303,7 @@ def phase_svgscore(args: argparse.Namespace) -> dict[str, Any]:
         worker_s = sum(pool.stats.seconds) if pool is not None else 0.0
         jobs = svgscore._jobs
         precision = svgscore.plan.measures["clip"].params.precision
+        engine = svgscore.plan.measures["clip"].params.engine
         stage_ms = _stage_ms(svgscore)
     ended = time.perf_counter()
     return {
@@ -320,6 +321,7 @@ def phase_svgscore(args: argparse.Namespace) -> dict[str, Any]:
         "tree_peak_rss_mb": tree.peak_mb,
         "worker_peak_rss_mb": worker_peaks[:jobs],  # VmHWM of the largest `jobs` workers
         "precision": precision,
+        "engine": engine,
         "stage_ms": stage_ms,
         "clip_s": stage_ms.get("clip", 0.0) * analysed / 1000,  # CPU seconds in CLIP's forward passes
         **spent,
@@ -361,33 +363,44 @@ def _stage_ms(svgscore: Any) -> dict[str, float]:
 
 
 def phase_deltas(args: argparse.Namespace) -> dict[str, Any]:
-    """The default config at fp32 and at bf16 on the same files: how far bf16 moves scores."""
+    """The default config on the same files with each engine at each precision: how far bf16
+    moves scores (default engine), and how far the openvino engine's are from torch's."""
     import numpy as np
     from scipy import stats
 
     from scorer import ScoreItem, Scorer
 
     items = [ScoreItem(path=p, prompt=q) for p, q in _load_items(Path(args.manifest))]
-    scores: dict[str, list[float | None]] = {}
-    cosines: dict[str, list[float | None]] = {}
-    for precision in ("fp32", "bf16"):
-        params = {"clip": {"model": MODEL, "weights": args.weights, "precision": precision}}
+    scores: dict[tuple[str, str], list[float | None]] = {}
+    cosines: dict[tuple[str, str], list[float | None]] = {}
+    runs = (("openvino", "fp32"), ("openvino", "bf16"), ("torch", "fp32"), ("torch", "bf16"))
+    for engine, precision in runs:
+        params = {"clip": {"model": MODEL, "weights": args.weights, "precision": precision, "engine": engine}}
         with Scorer("default", params=params, cache=False) as svgscore:
             results = list(svgscore.score_items(items))
-        scores[precision] = [r.score for r in results]
-        cosines[precision] = [r.components["clip"].details.get("cosine") if r.ok else None for r in results]
-    pairs = np.array([(a, b) for a, b in zip(scores["fp32"], scores["bf16"], strict=True) if a is not None and b is not None])
-    delta = np.abs(pairs[:, 0] - pairs[:, 1])
-    cos = np.array([(a, b) for a, b in zip(cosines["fp32"], cosines["bf16"], strict=True) if a is not None and b is not None])
+        scores[engine, precision] = [r.score for r in results]
+        cosines[engine, precision] = [r.components["clip"].details.get("cosine") if r.ok else None for r in results]
+
+    def compare(a: tuple[str, str], b: tuple[str, str]) -> dict[str, Any]:
+        pairs = np.array([(x, y) for x, y in zip(scores[a], scores[b], strict=True) if x is not None and y is not None])
+        delta = np.abs(pairs[:, 0] - pairs[:, 1])
+        cos = np.array([(x, y) for x, y in zip(cosines[a], cosines[b], strict=True) if x is not None and y is not None])
+        return {
+            "files": len(pairs),
+            "max_abs_delta": float(delta.max()),
+            "p99_abs_delta": float(np.percentile(delta, 99)),
+            "mean_abs_delta": float(delta.mean()),
+            "changed": int((delta > 0).sum()),
+            "spearman": float(stats.spearmanr(pairs[:, 0], pairs[:, 1]).statistic),
+            "kendall": float(stats.kendalltau(pairs[:, 0], pairs[:, 1]).statistic),
+            "max_abs_cosine_delta": float(np.abs(cos[:, 0] - cos[:, 1]).max()),
+        }
+
     return {
-        "files": len(pairs),
-        "max_abs_delta": float(delta.max()),
-        "p99_abs_delta": float(np.percentile(delta, 99)),
-        "mean_abs_delta": float(delta.mean()),
-        "changed": int((delta > 0).sum()),
-        "spearman": float(stats.spearmanr(pairs[:, 0], pairs[:, 1]).statistic),
-        "kendall": float(stats.kendalltau(pairs[:, 0], pairs[:, 1]).statistic),
-        "max_abs_cosine_delta": float(np.abs(cos[:, 0] - cos[:, 1]).max()),
+        "bf16_vs_fp32": compare(("openvino", "fp32"), ("openvino", "bf16")),
+        "openvino_vs_torch_fp32": compare(("torch", "fp32"), ("openvino", "fp32")),
+        "openvino_vs_torch_bf16": compare(("torch", "bf16"), ("openvino", "bf16")),
+        "torch_bf16_vs_fp32": compare(("torch", "fp32"), ("torch", "bf16")),
         **_usage(),
     }
 
@@ -718,6 +731,8 @@ def main() -> int:
         print("warning: other processes are using the CPU: the figures below will be lower than on an idle machine")
     with tempfile.TemporaryDirectory(prefix="svgscore-bench-") as tmp:
         work = Path(tmp)
+        # svgscore's model cache (the openvino engine's converted models) starts empty, in here.
+        os.environ["SVGSCORE_CACHE_DIR"] = str(work / "svgscore-cache")
         (work / "files").mkdir()
         manifest, inputs = _inputs(work / "files", count)
         (work / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
@@ -763,6 +778,10 @@ def _speed_phases(ph: dict[str, dict[str, Any]], work: Path, m: list[str], strea
     ph["naive"] = _run_phase("naive", *m)
     ph["bound"] = _run_phase("bound", *m, "--precision", "fp32")
     ph["bound_bf16"] = _run_phase("bound", *m, "--precision", "bf16")
+    # The checkpoint's first use: the openvino engine converts it (once; later runs load the result).
+    (work / "first.json").write_text(json.dumps(json.loads((work / "manifest.json").read_text())[:1]), encoding="utf-8")
+    first = ["--manifest", str(work / "first.json"), "--cache", str(work / "cache-first"), "--weights", checkpoint, "--precision", "auto"]
+    ph["first_use"] = _run_phase("svgscore", *first)
     cache = ["--cache", str(work / "cache"), "--weights", checkpoint, "--precision", "auto"]
     ph["cold"] = _run_phase("svgscore", *m, *cache)
     ph["warm"] = _run_phase("svgscore", *m, *cache)
@@ -799,7 +818,11 @@ def _figures(ph: dict[str, dict[str, Any]], count: int, stream: int) -> dict[str
         "stage_ms": cold["stage_ms"],
         "structural_stage_ms": structural["stage_ms"],
         "first_result_clip_s": cold["first_result_s"],
-        "precision_deltas": {k: v for k, v in ph["deltas"].items() if not k.endswith(("_mb", "cpu_s", "_epoch", "_share")) and k != "process_wall_s"},
+        "precision_deltas": ph["deltas"]["bf16_vs_fp32"],
+        "engine": cold["engine"],
+        "engine_deltas": {k: ph["deltas"][k] for k in ("openvino_vs_torch_fp32", "openvino_vs_torch_bf16", "torch_bf16_vs_fp32")},
+        "first_use_s": ph["first_use"]["first_result_s"],
+        "first_use_clip_load_s": ph["first_use"]["clip_load_s"],
         "bound_bf16_rates": bf16["rates"],
         "files": count,
         "stream_results": ph["stream"]["results"],
@@ -831,7 +854,7 @@ def _report(f: dict[str, Any], ph: dict[str, dict[str, Any]]) -> list[tuple[str,
         ("naive loop", f"{f['naive_fps']:8.2f}", f"loop only {f['naive_loop_fps']:.2f}; setup {naive['setup_s']:.1f} s; {naive['failed']} files failed to render; {cpu['naive']:.2f} CPU s/file"),
         ("bound (CLIP image forward)", f"{f['bound_fps']:8.2f}", "fp32 images/s by batch size: " + ", ".join(f"{b}: {r:.1f}" for b, r in f["bound_rates"].items()) + f" (best {f['bound_best_batch']})"),
         ("bound bf16", f"{f['bound_bf16_fps']:8.2f}", "bf16 images/s by batch size: " + ", ".join(f"{b}: {r:.1f}" for b, r in f["bound_bf16_rates"].items()) + f" (best {ph['bound_bf16']['best_batch']})"),
-        (f"svgscore, CLIP {f['precision']}, cold", f"{f['svgscore_fps']:8.2f}", f"after the first result {cold['steady_fps']:.2f}; start-up to first result {cold['first_result_s']:.1f} s (CLIP load {cold['clip_load_s']:.1f} s); CLIP forward {cold['clip_s']:.1f} CPU s; worker time {cold['worker_s']:.0f} s over {cold['jobs']} workers; {cpu['cold']:.3f} CPU s/file"),
+        (f"svgscore, CLIP {f['engine']} {f['precision']}, cold", f"{f['svgscore_fps']:8.2f}", f"after the first result {cold['steady_fps']:.2f}; start-up to first result {cold['first_result_s']:.1f} s (CLIP load {cold['clip_load_s']:.1f} s); CLIP forward {cold['clip_s']:.1f} CPU s; worker time {cold['worker_s']:.0f} s over {cold['jobs']} workers; {cpu['cold']:.3f} CPU s/file"),
         ("svgscore, CLIP, warm cache", f"{f['warm_fps']:8.2f}", f"{f['files'] - warm['analysed']} of {f['files']} from the cache; {warm['wall_s']:.2f} s"),
         ("structural only (no CLIP)", f"{f['structural_fps']:8.2f}", f"worker time {st['worker_s']:.0f} s; {cpu['structural']:.3f} CPU s/file"),
         ("stream (small, in memory)", f"{stream['fps']:8.2f}", f"{stream['results']} results in {stream['wall_s']:.0f} s"),
@@ -844,11 +867,15 @@ def _report(f: dict[str, Any], ph: dict[str, dict[str, Any]]) -> list[tuple[str,
     )
     print("  CPU ms per file by stage, svgscore with CLIP: " + ", ".join(f"{k} {v:.1f}" for k, v in f["stage_ms"].items() if v >= 0.05))
     print("  CPU ms per file by stage, structural: " + ", ".join(f"{k} {v:.1f}" for k, v in f["structural_stage_ms"].items() if v >= 0.05))
-    d = f["precision_deltas"]
+    for name, d in {"bf16 vs fp32": f["precision_deltas"], **{k.replace("_", " "): v for k, v in f["engine_deltas"].items()}}.items():
+        print(
+            f"  {name} (default config, {d['files']} distinct files, random ViT-B-32): |Δscore| max {d['max_abs_delta']:.3f}, "
+            f"p99 {d['p99_abs_delta']:.3f}, mean {d['mean_abs_delta']:.4f} ({d['changed']} changed); Spearman {d['spearman']:.4f}, "
+            f"Kendall {d['kendall']:.4f}; |Δcosine| max {d['max_abs_cosine_delta']:.4f}"
+        )
     print(
-        f"  bf16 vs fp32 (default config, {d['files']} distinct files, random ViT-B-32): |Δscore| max {d['max_abs_delta']:.3f}, "
-        f"p99 {d['p99_abs_delta']:.3f}, mean {d['mean_abs_delta']:.4f} ({d['changed']} changed); Spearman {d['spearman']:.4f}, "
-        f"Kendall {d['kendall']:.4f}; |Δcosine| max {d['max_abs_cosine_delta']:.4f}"
+        f"  first use of the checkpoint ({f['engine']} engine: converted once, then reused): first result {f['first_use_s']:.1f} s "
+        f"(CLIP load {f['first_use_clip_load_s']:.1f} s)"
     )
     print(
         f"  first result (structural, Scorer() → first result, fresh process) {f['first_result_s']:.2f} s; "
@@ -858,7 +885,7 @@ def _report(f: dict[str, Any], ph: dict[str, dict[str, Any]]) -> list[tuple[str,
         f"  peak RSS, svgscore with ViT-B-32 (cold run): parent {f['peak_rss_parent_mb']:.0f} MB (ru_maxrss) + workers "
         + " + ".join(f"{w:.0f}" for w in f["peak_rss_workers_mb"])
         + f" MB (VmHWM) = {f['peak_rss_mb']:.0f} MB; sampled whole-tree peak {f['peak_rss_tree_sampled_mb']:.0f} MB; "
-        f"RUSAGE_CHILDREN says {f['peak_rss_children_rusage_mb']:.0f} MB, but that is torch's ldconfig fork, not a worker"
+        f"RUSAGE_CHILDREN (the largest child ever waited for) {f['peak_rss_children_rusage_mb']:.0f} MB"
     )
     s = stream["samples"]
     a, b = str(stream["first_sample_at"]), str(stream["results"])

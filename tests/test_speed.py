@@ -160,7 +160,8 @@ def test_unreachable_hub_makes_clip_unavailable_after_one_probe(online_hub, monk
     hub, connects = online_hub
     port = closed_port()
     monkeypatch.setattr(hub, "ENDPOINT", f"http://127.0.0.1:{port}")
-    config = {"clip": {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "weights": None, "precision": "fp32"}}
+    # The torch engine probes in this process (the openvino engine's conversion, in its own: see test_clip_openvino).
+    config = {"clip": {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "weights": None, "precision": "fp32", "engine": "torch"}}
     reasons = []
     for _ in range(2):  # the second Scorer of the run does not ask again
         with Scorer(config, jobs=1) as scorer:
@@ -181,7 +182,7 @@ def test_offline_without_the_weights_cached_says_why_once(monkeypatch, tmp_path,
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path))  # an empty hub cache
     monkeypatch.setattr(clip_module, "_probed", {})
-    config = {"clip": {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "weights": None, "precision": "fp32"}}
+    config = {"clip": {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "weights": None, "precision": "fp32", "engine": "torch"}}
     with caplog.at_level("INFO"), Scorer(config, jobs=1) as scorer:
         info = scorer.provenance.measures["clip"]
     assert info["available"] is False
@@ -301,7 +302,7 @@ def test_a_checkpoint_loaded_without_random_init_equals_open_clips_own_load(tiny
     """Every parameter and buffer (the non-persistent attention mask too) as open_clip loads them."""
     open_clip = pytest.importorskip("open_clip")
     torch = pytest.importorskip("torch")
-    loaded = clip_module.load_clip(ClipParams(**tiny.clip_section(precision="fp32"))).model
+    loaded = clip_module.load_clip(ClipParams(**tiny.clip_section(precision="fp32", engine="torch"))).towers.model
     theirs, _, _ = open_clip.create_model_and_transforms(tiny.name, pretrained=str(tiny.checkpoint))
     buffers = dict(theirs.named_buffers())
     assert "attn_mask" in buffers  # non-persistent: not in the checkpoint, so built, not loaded
@@ -366,7 +367,7 @@ def test_loading_a_checkpoint_does_not_say_the_model_was_initialised_randomly(ti
     """open_clip warns so when built without weights; ours come from the checkpoint right after."""
     pytest.importorskip("open_clip")
     with caplog.at_level("INFO"):
-        clip_module.load_clip(ClipParams(**tiny.clip_section()))
+        clip_module.load_clip(ClipParams(**tiny.clip_section(engine="torch")))
     assert not [r for r in caplog.records if "initialized randomly" in r.getMessage()]
     with caplog.at_level("INFO"):  # the filter ended with the load: the same warning passes again
         logging.getLogger().warning("No pretrained weights loaded for model 'x'. Model initialized randomly.")

@@ -1,6 +1,8 @@
-"""CLIP text–image similarity with open_clip: a batched measure, loaded once per Scorer.
+"""CLIP text–image similarity with open_clip's models: a batched measure, loaded once per Scorer.
 
-Importing this module does not import torch; the factory does, when a Scorer first sends a file to its workers.
+Two engines run the model (``params.engine``): torch, as open_clip does, or OpenVINO, on the model
+converted once per checkpoint (:mod:`.clip_openvino`), in a process that never imports torch.
+Importing this module imports neither; the factory does, when a Scorer first sends a file to its workers.
 
 Weights come from, in order: an explicit override (``--clip-weights``, ``Scorer(params=)``),
 the ``SVGSCORE_CLIP_WEIGHTS`` environment variable, ``params.weights`` in the config, and last
@@ -14,25 +16,34 @@ import concurrent.futures
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import os
+import re
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import textwrap
 import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from ..config import default_cache_dir
 from .registry import BatchItem, Measurement, MeasureParams, MeasureUnavailable, batched
 
+_log = logging.getLogger(__name__)
 WEIGHTS_ENV = "SVGSCORE_CLIP_WEIGHTS"
 Precision = Literal["fp32", "bf16"]
+Engine = Literal["torch", "openvino"]
 # How long the one reachability probe of the weights' host may take before CLIP is declared
 # unavailable: without it, a machine with no network spends ~47 s in the hub client's retries.
 PROBE_TIMEOUT_S = 2.0
@@ -75,10 +86,25 @@ class ClipParams(MeasureParams):
         "fp32, or auto: bf16 where native, fp32 elsewhere (emulated bf16 is slower than fp32)",
     )
 
+    # Resolved when bound, like the precision: the hash, the cache key and the record name it.
+    engine: Literal["auto", "torch", "openvino"] = Field(
+        "auto",
+        validate_default=True,
+        description="what runs the model: openvino (the model converted once per checkpoint, then run without torch: "
+        "less memory, a faster start and forward), torch, or auto: openvino on the CPU where it is installed and "
+        "reproduces the model's tokenizer, torch elsewhere",
+    )
+
     @field_validator("precision")
     @classmethod
     def _resolve_precision(cls, value: str, info: ValidationInfo) -> str:
         return resolve_precision(value, info.data.get("device", "auto"))
+
+    @field_validator("engine")
+    @classmethod
+    def _resolve_engine(cls, value: str, info: ValidationInfo) -> str:
+        data = info.data
+        return resolve_engine(value, data.get("device", "auto"), data.get("model", ""), data.get("model_config_file"))
 
     @model_validator(mode="after")
     def _templates_have_slot(self) -> ClipParams:
@@ -100,6 +126,39 @@ def resolve_precision(requested: str, device: str, cpu_flags: frozenset[str] | N
         return "bf16"
     flags = _cpu_flags() if cpu_flags is None else cpu_flags
     return "bf16" if flags & _NATIVE_BF16_FLAGS else "fp32"
+
+
+def resolve_engine(requested: str, device: str, model: str, model_config_file: str | None, gpu: bool | None = None) -> Engine:
+    """``torch``/``openvino`` as asked; ``auto``: openvino where it can run the model here.
+
+    That is: on the CPU (``device: auto`` without a GPU), with openvino installed, and for a
+    model whose text tower uses open_clip's own BPE tokenizer (an HF tokenizer, named in the
+    model's config, needs torch's engine). Decided without importing anything heavy.
+    """
+    if requested != "auto":
+        return requested  # type: ignore[return-value]
+    if device == "cuda" or (device == "auto" and (_nvidia_gpu() if gpu is None else gpu)):
+        return "torch"
+    if importlib.util.find_spec("openvino") is None:
+        return "torch"
+    text = _model_spec(model, model_config_file).get("text_cfg", {})
+    return "torch" if isinstance(text, dict) and (text.get("hf_tokenizer_name") or text.get("hf_model_name")) else "openvino"
+
+
+def _model_spec(model: str, model_config_file: str | None) -> dict[str, Any]:
+    """The open_clip model config that ``model`` names ({} if unknown: the load will say so)."""
+    if model_config_file:
+        path = Path(model_config_file)
+    else:
+        spec = importlib.util.find_spec("open_clip")  # finds the package without importing it
+        if spec is None or not spec.submodule_search_locations:
+            return {}
+        path = Path(next(iter(spec.submodule_search_locations))) / "model_configs" / f"{model}.json"
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 @functools.lru_cache(maxsize=1)
@@ -125,31 +184,33 @@ def _nvidia_gpu() -> bool:
     return gpus.is_dir() and any(gpus.iterdir())
 
 
+class ClipTowers(Protocol):
+    """What runs the model: embeddings of renders and of texts, as float32 arrays (N, D)."""
+
+    def encode_images(self, squares: Sequence[np.ndarray]) -> np.ndarray:
+        """``squares``: at most the measure's ``batch_size`` square (S, S, 3) uint8 renders."""
+        ...
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
 @dataclass
 class ClipSimilarity:
-    """A loaded open_clip model with its preprocessing and tokenizer: the ``clip`` measure's BatchScorer."""
+    """A loaded CLIP model (either engine): the ``clip`` measure's BatchScorer."""
 
     config: ClipParams
     provenance: dict[str, Any]
-    model: Any
-    preprocess: Any
-    tokenizer: Any
-    device: str
-    dtype: Any  # torch.float32 or torch.bfloat16: the model's weights and its image inputs
+    towers: ClipTowers
 
-    _text_cache: dict[str, Any] = field(default_factory=dict)
+    _text_cache: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def _text_embedding(self, prompt: str) -> Any:
+    def _text_embedding(self, prompt: str) -> np.ndarray:
         """Mean of the normalised embeddings of every template filled with ``prompt``."""
-        import torch
-
         if prompt not in self._text_cache:
-            texts = [t.format(prompt=prompt) for t in self.config.templates]
-            with torch.inference_mode():
-                features = self.model.encode_text(self.tokenizer(texts).to(self.device)).float().cpu()
-            features = features / features.norm(dim=-1, keepdim=True)
-            mean = features.mean(dim=0)
-            self._text_cache[prompt] = mean / mean.norm()
+            features = self.towers.encode_texts([t.format(prompt=prompt) for t in self.config.templates])
+            features = features / np.linalg.norm(features, axis=-1, keepdims=True)
+            mean = features.mean(axis=0)
+            self._text_cache[prompt] = mean / np.linalg.norm(mean)
         return self._text_cache[prompt]
 
     def cosines(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> list[float]:
@@ -159,19 +220,11 @@ class ClipSimilarity:
         their code path by batch size, so a fixed size makes every image's embedding the same
         bits whatever else was scored with it — and the same as scoring it alone.
         """
-        import torch
-        from PIL import Image
-
         size = self.config.batch_size
         out: list[float] = []
         for start in range(0, len(images), size):
-            chunk = images[start : start + size]
-            pixels = torch.stack([self.preprocess(Image.fromarray(_square_on_white(i))) for i in chunk])
-            if len(chunk) < size:
-                pixels = torch.cat([pixels, pixels.new_zeros((size - len(chunk), *pixels.shape[1:]))])
-            with torch.inference_mode():
-                features = self.model.encode_image(pixels.to(self.device, self.dtype)).float()[: len(chunk)].cpu()
-            features = features / features.norm(dim=-1, keepdim=True)
+            features = self.towers.encode_images([_square_on_white(i) for i in images[start : start + size]])
+            features = features / np.linalg.norm(features, axis=-1, keepdims=True)
             for feature, prompt in zip(features, prompts[start : start + size], strict=True):
                 out.append(float(feature @ self._text_embedding(prompt)))
         return out
@@ -186,6 +239,34 @@ class ClipSimilarity:
             )
             for cos in self.cosines([i.image for i in items], [i.prompt for i in items])
         ]
+
+
+@dataclass
+class TorchTowers:
+    """The torch engine: the open_clip model itself, with its own preprocessing and tokenizer."""
+
+    model: Any
+    preprocess: Any
+    tokenizer: Any
+    device: str
+    dtype: Any  # torch.float32 or torch.bfloat16: the model's weights and its image inputs
+    batch_size: int
+
+    def encode_images(self, squares: Sequence[np.ndarray]) -> np.ndarray:
+        import torch
+        from PIL import Image
+
+        pixels = torch.stack([self.preprocess(Image.fromarray(square)) for square in squares])
+        if len(squares) < self.batch_size:
+            pixels = torch.cat([pixels, pixels.new_zeros((self.batch_size - len(squares), *pixels.shape[1:]))])
+        with torch.inference_mode():
+            return self.model.encode_image(pixels.to(self.device, self.dtype)).float()[: len(squares)].cpu().numpy()
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.model.encode_text(self.tokenizer(list(texts)).to(self.device)).float().cpu().numpy()
 
 
 def _files_as_they_are(config: ClipParams) -> dict[str, str]:
@@ -222,9 +303,30 @@ def load_clip(config: ClipParams) -> ClipSimilarity:
         raise MeasureUnavailable(f"weights file not found: {weights}")
     if source is None:
         raise MeasureUnavailable(f"no weights given (use --clip-weights, {WEIGHTS_ENV} or params.weights)")
-    # The provenance's hash reads the whole checkpoint (ViT-B-32: 0.33 s): beside torch's import,
-    # which holds the interpreter while hashing does not.
+    if config.model_config_file and (problem := _model_config_problem(Path(config.model_config_file), config.model)):
+        raise MeasureUnavailable(problem)
+    # The provenance's hash reads the whole checkpoint (ViT-B-32: 0.33 s): beside the engine's
+    # import, which holds the interpreter while hashing does not.
     checksum = _hashing(weights) if weights else None
+    if config.engine == "openvino":
+        towers, device, versions = _openvino_towers(config, source, checksum)
+    else:
+        towers, device, versions = _torch_towers(config)
+    provenance = {
+        "model": config.model,
+        "pretrained": source,
+        "checkpoint_sha256": checksum.result() if checksum else None,
+        "device": device,
+        "precision": config.precision,
+        "engine": config.engine,
+        **versions,
+    }
+    return ClipSimilarity(config, provenance, towers)
+
+
+def _open_clip_model(config: ClipParams, device: str) -> tuple[Any, Any, Any, str]:
+    """open_clip's model (fp32, eval mode), preprocessing and tokenizer, and the device it is on."""
+    weights, source = config.weights, config.weights or config.pretrained
     # Workers render on the same cores while CLIP runs here: OpenMP threads that spin while
     # waiting then lose their core to a worker and stall the whole batch (ViT-B-32 on 2 cores
     # beside one busy process: 6.4 images/s spinning, 12.9 passive). Read once, at torch's import.
@@ -234,16 +336,12 @@ def load_clip(config: ClipParams) -> ClipSimilarity:
         import torch
     except ImportError as exc:
         raise MeasureUnavailable(f"open_clip/torch not installed ({exc.name}); install the 'clip' extra") from None
-    offline = None if weights else _go_offline_if_unreachable(open_clip, config.model, source)
-    device = config.device
+    offline = None if weights else _go_offline_if_unreachable(open_clip, config.model, str(source))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
         raise MeasureUnavailable("device is cuda but torch sees no CUDA device")
     if config.model_config_file:
-        problem = _model_config_problem(Path(config.model_config_file), config.model)
-        if problem:
-            raise MeasureUnavailable(problem)
         open_clip.add_model_config(config.model_config_file)
     try:
         if weights:
@@ -261,20 +359,96 @@ def load_clip(config: ClipParams) -> ClipSimilarity:
         if offline:
             detail = f"{offline} and not in the hub's local cache"
         raise MeasureUnavailable(f"cannot load {config.model} / {source}: {detail}{hint}") from None
-    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
-    _convert_releasing(model, dtype, weights)
     model.eval()
+    return model, preprocess, tokenizer, device
+
+
+def _torch_towers(config: ClipParams) -> tuple[TorchTowers, str, dict[str, str]]:
+    import open_clip
+    import torch
+
+    model, preprocess, tokenizer, device = _open_clip_model(config, config.device)
+    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
+    _convert_releasing(model, dtype, config.weights)
     torch.manual_seed(0)  # nothing random runs at inference; this pins any op that might
-    provenance = {
-        "model": config.model,
-        "pretrained": source,
-        "checkpoint_sha256": checksum.result() if checksum else None,
-        "device": device,
-        "precision": config.precision,
-        "open_clip": open_clip.__version__,
-        "torch": torch.__version__,
-    }
-    return ClipSimilarity(config, provenance, model, preprocess, tokenizer, device, dtype)
+    towers = TorchTowers(model, preprocess, tokenizer, device, dtype, config.batch_size)
+    return towers, device, {"open_clip": open_clip.__version__, "torch": torch.__version__}
+
+
+def _openvino_towers(
+    config: ClipParams, source: str, checksum: concurrent.futures.Future[str] | None
+) -> tuple[ClipTowers, str, dict[str, Any]]:
+    """The model's OpenVINO bundle — converted first, in a subprocess, if this is its first use — compiled."""
+    if config.device == "cuda":
+        raise MeasureUnavailable("the openvino engine runs on the CPU; use clip.engine: torch for device cuda")
+    try:
+        from . import clip_openvino
+    except ImportError as exc:
+        raise MeasureUnavailable(f"openvino not installed ({exc.name}); install the 'clip' extra or use clip.engine: torch") from None
+    model_config = Path(config.model_config_file).read_text(encoding="utf-8") if config.model_config_file else None
+    key = clip_openvino.bundle_key(config.model, checksum.result() if checksum else source, model_config)
+    folder = default_cache_dir() / "clip-openvino" / key
+    if key in _unconvertible:
+        raise MeasureUnavailable(_unconvertible[key])
+    if not clip_openvino.is_bundle(folder):
+        _log.warning("clip: converting %s / %s for the openvino engine (once for these weights; later runs reuse it)", config.model, source)
+        try:
+            _convert_in_subprocess(config, folder)
+        except MeasureUnavailable as exc:
+            _unconvertible[key] = exc.reason  # a second Scorer of the run gets the answer without a second try
+            raise
+    try:
+        towers = clip_openvino.OpenVinoTowers(folder, config.precision, config.batch_size, _release_file_pages)
+    except ValueError as exc:
+        raise MeasureUnavailable(str(exc)) from None
+    versions = clip_openvino.versions()
+    return towers, "cpu", {"open_clip": versions["open_clip"], "openvino": versions["openvino"], "converted_with": towers.converted_with, "bundle": key}
+
+
+_UNAVAILABLE = "svgscore-clip-unavailable: "  # how the conversion subprocess says why it could not convert
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # where the subprocess imports scorer from: here, installed or not
+_unconvertible: dict[str, str] = {}  # bundle key → why it could not be converted, once per process (as _probed)
+
+
+def _convert_in_subprocess(config: ClipParams, folder: Path) -> None:
+    """Write ``folder``'s bundle from a fresh interpreter: torch is imported there, never here.
+
+    Built in a staging folder beside it and renamed into place, so a bundle is whole or absent;
+    of two processes converting the same model at once, the first rename wins (the same bytes).
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", "import sys; from scorer.measure.clip import _build_openvino_bundle; _build_openvino_bundle(*sys.argv[1:])",
+             config.model_dump_json(), str(staging)],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))},
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+        )
+        if run.returncode != 0:
+            lines = [line for line in run.stderr.splitlines() if line.strip()]
+            said = [line.removeprefix(_UNAVAILABLE) for line in lines if line.startswith(_UNAVAILABLE)]
+            raised = [line for line in lines if re.match(r"[\w.]+(Error|Exception): ", line)]  # a traceback's last word
+            detail = textwrap.shorten(raised[-1] if raised else f"exit code {run.returncode}", 300, placeholder=" …")
+            reason = said[-1] if said else f"converting {config.model} for the openvino engine failed: {detail}; use clip.engine: torch"
+            raise MeasureUnavailable(reason)
+        with contextlib.suppress(OSError):  # already there: another process converted it meanwhile
+            os.rename(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build_openvino_bundle(params: str, target: str) -> None:
+    """The conversion subprocess: load the model with torch as the torch engine does, convert it."""
+    from . import clip_openvino
+
+    config = ClipParams.model_validate_json(params)
+    try:
+        model, preprocess, tokenizer, _ = _open_clip_model(config, "cpu")
+        clip_openvino.convert(model, preprocess, tokenizer, Path(target), describe=f"{config.model} / {config.weights or config.pretrained}")
+    except (MeasureUnavailable, ValueError) as exc:
+        sys.stderr.write(f"{_UNAVAILABLE}{exc}\n")
+        sys.exit(3)
 
 
 def _go_offline_if_unreachable(open_clip: Any, model: str, tag: str) -> str | None:
@@ -454,7 +628,11 @@ def _convert_releasing(model: Any, dtype: Any, checkpoint: str | None) -> None:
 
 
 def _page_releaser(path: str | None) -> Any:
-    """A function dropping the whole pages of [start, start + size) that lie in a mapping of ``path``."""
+    """A function dropping the whole pages of [start, start + size) that lie in a mapping of ``path``.
+
+    Only mappings whose pages are always the file's: private ones (nothing here writes to them)
+    and read-only ones. Dropped pages touched again are read again from the file.
+    """
     import ctypes
     import mmap
 
@@ -465,7 +643,7 @@ def _page_releaser(path: str | None) -> Any:
     ranges = []
     for line in maps.read_text().splitlines():
         fields = line.split(maxsplit=5)
-        if len(fields) == 6 and fields[5] == target and fields[1].endswith("p"):
+        if len(fields) == 6 and fields[5] == target and (fields[1].endswith("p") or fields[1][1] == "-"):
             low, high = (int(x, 16) for x in fields[0].split("-"))
             ranges.append((low, high))
     libc = ctypes.CDLL(None, use_errno=True)
@@ -480,6 +658,11 @@ def _page_releaser(path: str | None) -> Any:
                 libc.madvise(first, last - first, mmap.MADV_DONTNEED)
 
     return release
+
+
+def _release_file_pages(path: Path) -> None:
+    """Drop from this process every resident page of ``path``'s mappings (see :func:`_page_releaser`)."""
+    _page_releaser(str(path))(0, 1 << 62)
 
 
 def _model_config_problem(path: Path, model: str) -> str | None:

@@ -23,7 +23,7 @@ import pytest  # noqa: E402
 from scorer import DEFAULT_PROMPT, Scorer  # noqa: E402
 from scorer.config import default_cache_dir  # noqa: E402
 from scorer.measure import clip as clip_module  # noqa: E402
-from scorer.measure.clip import ClipParams, resolve_engine  # noqa: E402
+from scorer.measure.clip import resolve_engine  # noqa: E402
 
 pytest.importorskip("openvino")
 clip_openvino = pytest.importorskip("scorer.measure.clip_openvino")

@@ -14,14 +14,17 @@ bytes (the result cache must not see a repeat as a hit):
 * **bound** — the CLIP image forward alone on pre-rendered, preprocessed tensors, at the best
   of batch sizes 1, 8, 16, 32: the ceiling for anything that runs ViT-B-32 on this CPU; once
   in fp32 and once with model and inputs in bfloat16 (**bound bf16**).
+* **first use** — one file with CLIP on that checkpoint, in an empty model cache
+  (``SVGSCORE_CACHE_DIR`` points into the bench's temporary folder): the openvino engine
+  converts the model once, here; the runs below load the converted model.
 * **svgscore cold / warm** — ``Scorer(cache=<empty folder>)`` with CLIP on the same random
-  ViT-B-32 at ``clip.precision: auto``, loaded the way a user loads a local checkpoint
-  (``params={"clip": {"weights": <state_dict file>}}``), then a second run on the same cache
-  folder. Also the CPU cost per file of each stage (render, each intermediate and measure in
-  the workers, CLIP in the parent).
-* **deltas** — what bf16 costs in scores: the default config at fp32 and at bf16 on the
-  distinct inputs (random weights, so the cosines are not meaningful, only their change):
-  max and p99 |Δscore|, Spearman and Kendall rank agreement.
+  ViT-B-32 at ``clip.precision: auto`` and ``clip.engine: auto``, loaded the way a user loads a
+  local checkpoint (``params={"clip": {"weights": <state_dict file>}}``), then a second run on
+  the same cache folder. Also the CPU cost per file of each stage (render, each intermediate
+  and measure in the workers, CLIP in the parent).
+* **deltas** — what bf16 and the engine cost in scores: the default config with each engine at
+  fp32 and at bf16 on the distinct inputs (random weights, so the cosines are not meaningful,
+  only their change): max and p99 |Δscore|, Spearman and Kendall rank agreement.
 * **structural** — CLIP disabled, cache off; its fresh process also gives the time to the first
   result (from ``Scorer(...)`` to the first yielded result).
 * **stream** — CLIP disabled, cache off, small in-memory SVGs for ``BENCH_STREAM``

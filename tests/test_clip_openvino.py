@@ -23,7 +23,7 @@ import pytest  # noqa: E402
 from scorer import DEFAULT_PROMPT, Scorer  # noqa: E402
 from scorer.config import default_cache_dir  # noqa: E402
 from scorer.measure import clip as clip_module  # noqa: E402
-from scorer.measure.clip import resolve_engine  # noqa: E402
+from scorer.measure.clip import ClipParams, resolve_engine  # noqa: E402
 
 pytest.importorskip("openvino")
 clip_openvino = pytest.importorskip("scorer.measure.clip_openvino")
@@ -177,6 +177,28 @@ def test_the_scoring_process_never_imports_torch(tiny, tmp_path):
     run = subprocess.run([sys.executable, "-c", code, json.dumps(section)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["False", "False"]
+
+
+def test_the_conversion_reports_nothing_home(tiny, tmp_path):
+    """OpenVINO's converter would write a telemetry client id under ~/intel and send usage counts."""
+    home, target = tmp_path / "home", tmp_path / "bundle"
+    home.mkdir()
+    target.mkdir()
+    code = (
+        "import sys\n"
+        "events = []\n"
+        "sys.addaudithook(lambda e, a: events.append(e) if e.startswith('socket.') else None)\n"
+        "from scorer.measure.clip import _build_openvino_bundle\n"
+        "_build_openvino_bundle(sys.argv[1], sys.argv[2])\n"
+        "print(events)\n"
+    )
+    params = ClipParams(**tiny.clip_section(engine="openvino")).model_dump_json()
+    env = {**os.environ, "HOME": str(home)}
+    run = subprocess.run([sys.executable, "-c", code, params, str(target)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert clip_openvino.is_bundle(target)
+    assert run.stdout.split("\n")[-2] == "[]"  # no socket opened
+    assert list(home.rglob("*")) == []  # nothing written under $HOME
 
 
 def test_a_model_that_cannot_be_converted_is_unavailable_once_per_process(monkeypatch, tmp_path):

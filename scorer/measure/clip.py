@@ -440,6 +440,10 @@ def _convert_in_subprocess(config: ClipParams, folder: Path) -> None:
 
 def _build_openvino_bundle(params: str, target: str) -> None:
     """The conversion subprocess: load the model with torch as the torch engine does, convert it."""
+    # OpenVINO's converter reports usage through openvino_telemetry unless the user opted out
+    # (a client id and counters under ~/intel, and a send to Google Analytics); without that
+    # package it uses its own no-op stub. svgscore's users did not ask for either.
+    sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # so its import fails: the stub
     from . import clip_openvino
 
     config = ClipParams.model_validate_json(params)

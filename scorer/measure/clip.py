@@ -391,7 +391,7 @@ def _openvino_towers(
     if key in _unconvertible:
         raise MeasureUnavailable(_unconvertible[key])
     if not clip_openvino.is_bundle(folder):
-        _log.warning("clip: converting %s / %s for the openvino engine (once for these weights; later runs reuse it)", config.model, source)
+        _log.warning("clip: preparing %s / %s for the openvino engine: loading it with torch and converting it, once for these weights", config.model, source)
         try:
             _convert_in_subprocess(config, folder)
         except MeasureUnavailable as exc:

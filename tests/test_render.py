@@ -13,7 +13,7 @@ from scorer.config import Limits
 from scorer.load import load_svg
 from scorer.render import _rasterize_cairosvg, on_white, render
 
-from .conftest import LADDER, STRUCTURAL, svg
+from .conftest import FIXTURES, LADDER, STRUCTURAL, svg
 
 HAVE_RESVG = importlib.util.find_spec("resvg_py") is not None
 needs_resvg = pytest.mark.skipif(
@@ -192,3 +192,79 @@ def test_a_text_render_does_not_depend_on_what_the_process_drew_before(asked):
     alone = hashes(later)[0]
     assert hashes(_EARLIER_TEXT, later)[1] == alone
     assert hashes(later, _EARLIER_TEXT, later)[::2] == [alone, alone]
+
+
+# What the memoised parsers see: url() references (fill, mask, filter, clip-path, markers) and
+# lengths in every unit, beside the fixtures' own drawings.
+_PARSED_STRINGS = svg(
+    '<defs><mask id="m"><rect width="400" height="300" fill="#fff"/><circle cx="200" cy="150" r="60" fill="#000"/></mask>'
+    '<filter id="f"><feGaussianBlur stdDeviation="2"/></filter><clipPath id="c"><rect width="300" height="200"/></clipPath>'
+    '<marker id="a" markerWidth="6" markerHeight="6" refX="3" refY="3"><circle cx="3" cy="3" r="2" fill="red"/></marker>'
+    '<linearGradient id="g"><stop offset="0" stop-color="#f00"/><stop offset="1" stop-color="#00f"/></linearGradient></defs>'
+    '<rect x="1em" y="5%" width="50%" height="2in" fill="url(#g)" mask="url(#m)"/>'
+    '<path d="M 40 260 L 360 200" stroke="black" stroke-width="2px" marker-end="url(#a)" stroke-dasharray="4px, 2"/>'
+    '<circle cx="300" cy="100" r="40pt" fill="url(\'#g\')" filter="url(#f)" clip-path="url(#c)"/>'
+    '<text x="20" y="280" font-size="1.5em" style="fill: url(#g)">Pelican</text>'
+)
+_RENDER_HASHES = """
+import sys
+from pathlib import Path
+import scorer.render
+from scorer.config import Limits
+from scorer.load import load_svg
+if sys.argv[1] == "unmemoised":
+    scorer.render._memoised_str_parser = lambda parse: parse
+for document in sys.argv[2:]:
+    data = Path(document).read_bytes() if document.endswith(".svg") else document.encode()
+    print(scorer.render.render(load_svg(data, Limits()), 224, margin=1).sha256())
+"""
+
+
+def test_memoised_cairosvg_parsers_change_no_pixel():
+    """The fixtures and a drawing of url() references and units, rendered in fresh processes
+    with and without the memoised parsers: the same pixels."""
+    import subprocess
+    import sys
+
+    documents = [str(p) for name in ("ladder", "decoy", "other_prompt", "attacks") for p in sorted((FIXTURES / name).glob("*.svg"))]
+    documents.append(_PARSED_STRINGS)
+
+    def hashes(mode: str) -> list[str]:
+        run = subprocess.run([sys.executable, "-c", _RENDER_HASHES, mode, *documents], capture_output=True, text=True, timeout=300, check=True)
+        return run.stdout.split()
+
+    memoised = hashes("memoised")
+    assert len(memoised) == len(documents) > 10
+    assert hashes("unmemoised") == memoised
+
+
+def test_memoised_parsers_remember_only_short_single_strings():
+    from scorer.render import _MEMO_MAX_CHARS, _memoised_str_parser
+
+    calls = []
+
+    def parse(string, base=None):
+        calls.append((string, base))
+        return (string, base)
+
+    memoised = _memoised_str_parser(parse)
+    assert memoised("url(#a)") == memoised("url(#a)") == ("url(#a)", None) and len(calls) == 1
+    assert memoised(None) == memoised(None) == (None, None) and len(calls) == 2
+    long = "M 0 0 " + "L 1 1 " * _MEMO_MAX_CHARS  # path data: parsed each time, never kept
+    memoised(long), memoised(long)
+    memoised("a.svg", "/some/base"), memoised("a.svg", "/some/base")  # a base reads the file system
+    assert len(calls) == 6
+
+
+def test_every_cairosvg_module_uses_the_memoised_parsers():
+    """Fails when a cairosvg release moves or renames them: the speed-up would silently go."""
+    import sys
+
+    render(_load(SIMPLE), 64)
+    for name, home, users in (
+        ("normalize", "cairosvg.helpers", ("bounding_box", "path", "shapes", "surface", "text")),
+        ("parse_url", "cairosvg.url", ("bounding_box", "defs", "helpers", "parser", "path", "surface", "text")),
+    ):
+        memoised = getattr(sys.modules[home], name)
+        assert memoised.__wrapped__.__module__ == home  # the original, wrapped
+        assert all(getattr(sys.modules[f"cairosvg.{user}"], name) is memoised for user in users)

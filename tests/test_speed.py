@@ -215,16 +215,16 @@ def test_reachable_host_passes_the_probe(online_hub):
     assert connects == [("127.0.0.1", port)]
 
 
-# -- footprint: workers never import torch ------------------------------------------------------
+# -- footprint: workers never import torch (nor httpx) ---------------------------------------------------
 
 PROBE_PLUGIN = '''
 import sys
 from scorer.measure.registry import Measurement, NoParams, check
 
 
-@check("imports_torch", "test probe: whether this worker has torch or open_clip loaded")
+@check("imports_torch", "test probe: whether this worker has torch, open_clip or the judges' HTTP client loaded")
 def imports_torch(drawing, _: NoParams) -> Measurement:
-    loaded = sorted(m for m in ("torch", "open_clip", "torchvision") if m in sys.modules)
+    loaded = sorted(m for m in ("torch", "open_clip", "torchvision", "httpx") if m in sys.modules)
     return Measurement(0.0 if loaded else 1.0, "loaded: " + ",".join(loaded), {"loaded": loaded})
 '''
 
@@ -238,7 +238,7 @@ def test_workers_never_import_torch_while_clip_runs(tiny, tmp_path):
     assert "torch" in sys.modules  # the parent did load the model...
     for result in results:
         assert result.components["clip"].value is not None  # ...and CLIP ran,
-        assert result.components["imports_torch"].details["loaded"] == []  # but no worker imported torch
+        assert result.components["imports_torch"].details["loaded"] == []  # but no worker imported torch (or httpx)
 
 
 def mapped_kb(path: Path) -> int:

@@ -15,12 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import GenerationError, RequestFailedError, RequestTimeoutError
 from .endpoints import Request
+
+if TYPE_CHECKING:
+    import httpx  # imported where a request is made: scoring without a judge never loads it
 
 REDACTED = "[redacted]"
 # Shorter "keys" are placeholders local servers accept ("EMPTY", "none"): replacing every
@@ -57,6 +58,8 @@ async def ask_each(
 ) -> list[Attempt]:
     """POST every request, at most ``options.concurrency`` in flight; ``finished(index, attempt)``
     is called as each completes. Returns the attempts in the order of ``requests``."""
+    import httpx
+
     gate = asyncio.Semaphore(options.concurrency)
     limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
     async with httpx.AsyncClient(timeout=options.timeout_s, limits=limits) as client:
@@ -74,6 +77,8 @@ async def ask_each(
 
 async def ask(client: httpx.AsyncClient, request: Request, options: RunOptions, secrets: Sequence[str]) -> Attempt:
     """POST with retries: backoff on 408/429/5xx, timeouts and connection errors; other statuses are final."""
+    import httpx
+
     body, latency = None, None
     for attempt in range(1, options.retries + 2):
         started = time.monotonic()

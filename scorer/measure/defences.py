@@ -14,14 +14,16 @@ from difflib import SequenceMatcher
 
 import numpy as np
 from pydantic import Field
-from skimage.color import deltaE_cie76, rgb2lab
-from skimage.draw import polygon as fill_polygon
 
 from ..load import parse_length
 from . import ocr
 from .checks import BICYCLE_WORDS
 from .drawing import Drawing
 from .registry import Measurement, MeasureParams, check
+
+# scipy and scikit-image are imported inside the checks that use them: the scoring process binds
+# these checks (to validate their parameters) but only workers run them, and importing both there
+# cost ~0.2 s of every run's start-up.
 
 # Words that never name a subject, however long: they appear in prompts but prove nothing when written.
 _FILLER = frozenset({"with", "from", "that", "this", "into", "onto", "over", "under", "their", "there", "while", "some"})
@@ -100,6 +102,8 @@ class EmbeddedRasterParams(MeasureParams):
     params=EmbeddedRasterParams,
 )
 def embedded_raster(drawing: Drawing, params: EmbeddedRasterParams) -> Measurement:
+    from skimage.draw import polygon as fill_polygon
+
     images = drawing.geometry.images
     canvas = drawing.svg.canvas
     scale = params.resolution / max(canvas.width, canvas.height)
@@ -127,6 +131,8 @@ class ContrastParams(MeasureParams):
     params=ContrastParams,
 )
 def contrast(drawing: Drawing, params: ContrastParams) -> Measurement:
+    from skimage.color import deltaE_cie76, rgb2lab
+
     mask = drawing.content_mask
     if not mask.any():
         return Measurement(0.0, "no content differs from the background", {"delta_e": 0.0})

@@ -215,7 +215,7 @@ def test_reachable_host_passes_the_probe(online_hub):
     assert connects == [("127.0.0.1", port)]
 
 
-# -- footprint: workers never import torch (nor httpx) ---------------------------------------------------
+# -- footprint: workers never import torch (nor httpx) -----------------------------------------
 
 PROBE_PLUGIN = '''
 import sys

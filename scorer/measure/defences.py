@@ -21,9 +21,7 @@ from .checks import BICYCLE_WORDS
 from .drawing import Drawing
 from .registry import Measurement, MeasureParams, check
 
-# scipy and scikit-image are imported inside the checks that use them: the scoring process binds
-# these checks (to validate their parameters) but only workers run them, and importing both there
-# cost ~0.2 s of every run's start-up.
+# scikit-image is imported inside the checks that use it, as in craft.py: only workers run them.
 
 # Words that never name a subject, however long: they appear in prompts but prove nothing when written.
 _FILLER = frozenset({"with", "from", "that", "this", "into", "onto", "over", "under", "their", "there", "while", "some"})

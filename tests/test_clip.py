@@ -421,6 +421,8 @@ def test_env_beats_config_and_explicit_beats_env(tiny, monkeypatch, missing_weig
 
 
 def test_disabled_clip_never_imports_torch():
+    """Nor, in the scoring process, what only the workers need: the image libraries the checks
+    use (~0.2 s of start-up) and the judges' HTTP client."""
     code = (
         "import sys\n"
         "from scorer import Scorer\n"
@@ -430,12 +432,12 @@ def test_disabled_clip_never_imports_torch():
         "assert r.ok, r.summary\n"
         "assert 'clip' not in r.components, r.components\n"
         "assert r.provenance.measures.get('clip') is None, r.provenance\n"
-        "assert 'torch' not in sys.modules and 'open_clip' not in sys.modules\n"
-        "print('no torch')\n"
+        "assert r.components['shading'].value is not None, r.components\n"
+        "print(sorted(m for m in ('torch', 'open_clip', 'scipy.ndimage', 'skimage', 'httpx') if m in sys.modules))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "no torch"
+    assert run.stdout.strip() == "[]"
 
 
 def test_a_checkpoint_replaced_at_the_same_path_is_not_served_from_the_cache(tmp_path):

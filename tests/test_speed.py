@@ -241,22 +241,6 @@ def test_workers_never_import_torch_while_clip_runs(tiny, tmp_path):
         assert result.components["imports_torch"].details["loaded"] == []  # but no worker imported torch (or httpx)
 
 
-def test_the_scoring_process_leaves_the_image_libraries_to_the_workers():
-    """The parent binds every per-file check but runs none: it needs neither scipy nor
-    scikit-image (~0.2 s of start-up), nor the judges' HTTP client."""
-    code = (
-        "import sys\n"
-        "from scorer import Scorer\n"
-        "with Scorer({'clip': {'enabled': False}}, jobs=1, cache=False) as s:\n"
-        f"    r = s.score_file({str(PELICAN)!r})\n"
-        "assert r.ok and r.components['shading'].value is not None, r.summary\n"
-        "print(sorted(m for m in ('scipy.ndimage', 'skimage', 'httpx') if m in sys.modules))\n"
-    )
-    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "[]"
-
-
 def mapped_kb(path: Path) -> int:
     """Resident kB of this process's mappings of ``path`` (/proc/self/smaps)."""
     total, inside = 0, False

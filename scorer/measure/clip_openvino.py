@@ -119,8 +119,9 @@ def convert(model: Any, preprocess: Any, tokenizer: Any, target: Path, *, descri
             "text": ov.convert_model(Tower("encode_text"), example_input=text, input=[([-1, context], ov.Type.i64)]),
         }
     inputs = {"image": pixels.numpy(), "text": tokens}
+    core = ov.Core()
     for name, tower in towers.items():
-        got = ov.Core().compile_model(tower, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(inputs[name])[0]
+        got = core.compile_model(tower, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(inputs[name])[0]
         worst = float(_cosines(got, expected[name]).min())
         if not worst >= _MIN_TOWER_COSINE:
             raise ValueError(f"{describe}: the converted {name} tower disagrees with torch's (cosine {worst:.6f})")
